@@ -1,0 +1,5 @@
+"""Further `hlv` subcommands; each registrar adds one subparser."""
+
+from __future__ import annotations
+
+REGISTRARS: list = []

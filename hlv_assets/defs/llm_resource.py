@@ -1,0 +1,56 @@
+"""The LLM resource: backends built from the registry in the store, wrapped in the content-addressed cache."""
+
+from __future__ import annotations
+
+import threading
+
+import dagster as dg
+
+from hlv_assets.lib.profiles import get_profile
+
+_BACKENDS: dict[str, object] = {}
+_LOCK = threading.Lock()
+
+
+class LLMResource(dg.ConfigurableResource):
+    """Builds each registered LLM once per process; every call goes through the call cache in the store.
+
+    `budget_usd` caps what one asset partition may spend (None: no cap); paid backends need a price in their
+    registry entry for the cap to apply.
+    """
+
+    budget_usd: float | None = None
+    db_url: str | None = None
+
+    def _engine(self):
+        from hlv_assets.store.db import get_engine
+
+        return get_engine(self.db_url or None)
+
+    def spec(self, slug: str):
+        from hlv_assets.llm.registry import LLMSpec
+        from hlv_assets.store import registry
+
+        return LLMSpec.from_dict(registry.get(self._engine(), slug))
+
+    def backend(self, slug: str, profile: str):
+        """The raw backend (cached per process); the `tiny` profile swaps local models for random tiny ones."""
+        from hlv_assets.llm.registry import build_backend
+
+        spec = self.spec(slug)
+        key = f"{profile}:{spec.to_dict()}"
+        with _LOCK:
+            if key not in _BACKENDS:
+                if get_profile(profile).random_models and spec.backend == "transformers":
+                    from hlv_assets.llm.tiny import tiny_backend
+
+                    _BACKENDS[key] = tiny_backend()
+                else:
+                    _BACKENDS[key] = build_backend(spec)
+            return _BACKENDS[key]
+
+    def cached(self, slug: str, profile: str):
+        from hlv_assets.llm.cache import CachedLLM
+        from hlv_assets.store.results import SqlCallStore
+
+        return CachedLLM(self.backend(slug, profile), SqlCallStore(self._engine()), budget_usd=self.budget_usd)

@@ -1,0 +1,21 @@
+"""Registers the resources every asset uses (picked up by `load_from_defs_folder`)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from hlv_assets.defs.resources import DataSourceResource, HLVSettings, ParquetIOManager, ResultStoreResource
+
+
+def default_resources() -> dict:
+    return {
+        "settings": HLVSettings(),
+        "data": DataSourceResource(),
+        "results": ResultStoreResource(),
+        "io_manager": ParquetIOManager(),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=default_resources())

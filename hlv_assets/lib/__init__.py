@@ -1,0 +1,1 @@
+"""Dagster-free science: prompts, parsing, selection, distributions, metrics, validation, fine-tuning."""

@@ -1,0 +1,17 @@
+"""Where things are: the repository root, the data pack, the output folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def output_dir() -> Path:
+    """Outputs (database, models, checkpoints, reports): `HLV_HOME`, else `data/` in the repository."""
+    return Path(os.environ.get("HLV_HOME") or REPO_ROOT / "data")
+
+
+def models_dir() -> Path:
+    return output_dir() / "models"

@@ -1,0 +1,1 @@
+"""LLM backends behind one interface (importable without Dagster): transformers, vLLM, OpenAI-compatible, released."""
