@@ -28,7 +28,7 @@ def cmd_run(args) -> int:
     instance = dg.DagsterInstance.get()
     defs = load_definitions()
     sync_partitions(instance)
-    steps = expand(defs, instance, args.selection, args.partition) if args.selection else main_steps(instance)
+    steps = expand(defs, instance, args.selection, args.partition, args.all_partitions) if args.selection else main_steps(instance)
     if args.dry_run:
         from hlv_assets.pipeline import dry_run
 
@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="materialize assets (no selection: the main job of the profile)")
     p.add_argument("selection", nargs="*", help="asset names (default: the main job)")
     p.add_argument("--partition", help="a partition key: `<llm>/<explanations>` or Dagster's own key string")
+    p.add_argument("--all-partitions", action="store_true", help="every known partition of the selected assets")
     p.add_argument("--dry-run", action="store_true", help="show the LLM calls, tokens and cost; run nothing")
     p.set_defaults(func=cmd_run)
 

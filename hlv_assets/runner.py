@@ -23,6 +23,10 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+#: Dagster's console logger at WARNING: `hlv run` prints one progress line per step instead.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 @dataclass(frozen=True)
 class Step:
     asset: str
@@ -52,8 +56,10 @@ def partitions_of(defs, instance, asset: str) -> list[str] | None:
     return [display_partition(k) for k in keys]
 
 
-def expand(defs, instance, assets: Sequence[str], partition: str | None = None) -> list[Step]:
-    """Steps for the selected assets in dependency order; every known partition when none is given."""
+def expand(defs, instance, assets: Sequence[str], partition: str | None = None,
+           all_partitions: bool = False) -> list[Step]:
+    """Steps for the selected assets in dependency order. A partitioned asset needs `partition`, except
+    static ones (every partition) or with `all_partitions` (every known key, dynamic ones included)."""
     import dagster as dg
 
     graph = defs.resolve_asset_graph()
@@ -71,9 +77,20 @@ def expand(defs, instance, assets: Sequence[str], partition: str | None = None) 
             steps.append(Step(name))
         elif partition is not None:
             steps.append(Step(name, partition))
-        else:
+        elif all_partitions or not _is_dynamic(graph.get(key).partitions_def):
             steps.extend(Step(name, k) for k in keys)
+        else:
+            raise SystemExit(f"{name} is partitioned by LLM: give --partition (e.g. {keys[0] if keys else 'SLUG'})"
+                             " or --all-partitions")
     return steps
+
+
+def _is_dynamic(pdef) -> bool:
+    import dagster as dg
+
+    if isinstance(pdef, dg.MultiPartitionsDefinition):
+        return any(_is_dynamic(d.partitions_def) for d in pdef.partitions_defs)
+    return isinstance(pdef, dg.DynamicPartitionsDefinition)
 
 
 def run_steps(steps: Iterable[Step], *, instance=None, defs=None, resources: dict | None = None,
@@ -98,7 +115,7 @@ def run_steps(steps: Iterable[Step], *, instance=None, defs=None, resources: dic
         result = dg.materialize(
             [*assets, *checks], selection=dg.AssetSelection.assets(step.asset), partition_key=key,
             instance=instance, resources=resources, raise_on_error=False,
-            tags={"hlv/step": step.label()},
+            tags={"hlv/step": step.label()}, run_config=QUIET,
         )
         seconds = time.perf_counter() - started
         ok = result.success
@@ -106,9 +123,8 @@ def run_steps(steps: Iterable[Step], *, instance=None, defs=None, resources: dic
         report.append((step, ok, seconds))
         if not ok:
             for event in result.all_events:
-                if event.is_failure and event.step_failure_data:
-                    print(event.step_failure_data.error.to_string() if event.step_failure_data.error else "",
-                          file=out)
+                if event.is_step_failure and event.step_failure_data.error:
+                    print(event.step_failure_data.error.to_string(), file=out)
             if raise_on_error:
                 raise SystemExit(f"{step.label()} failed (run {result.run_id})")
     return report

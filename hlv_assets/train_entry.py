@@ -61,7 +61,9 @@ def _pipes_reporter(pipes: Any):
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m hlv_assets.train_entry", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m hlv_assets.train_entry", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--config", help="FinetuneConfig JSON file (or the Pipes extra finetune_config)")
     parser.add_argument("--out", help="output folder (or the Pipes extra out_dir)")
     parser.add_argument("--zero-shot", action="store_true", help="evaluate the untrained encoder only")

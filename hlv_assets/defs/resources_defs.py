@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from hlv_assets.defs.llm_resource import LLMResource
 from hlv_assets.defs.resources import DataSourceResource, HLVSettings, ParquetIOManager, ResultStoreResource
 
 
@@ -13,6 +14,7 @@ def default_resources() -> dict:
         "data": DataSourceResource(),
         "results": ResultStoreResource(),
         "io_manager": ParquetIOManager(),
+        "llms": LLMResource(),
     }
 
 

@@ -20,22 +20,56 @@ def aligned(hjd: pd.DataFrame, other: pd.DataFrame) -> tuple[np.ndarray, np.ndar
     return ref.loc[list(other.uid), PROB].to_numpy(), other[PROB].to_numpy(), list(other.uid)
 
 
-def comparison_row(hjd: pd.DataFrame, dist: pd.DataFrame, *, source: str, profile: str, llm: str | None = None,
-                   explanations: str | None = None, conversion: str | None = None, item_set: str = "hlv341",
-                   extra: dict | None = None) -> dict:
+def comparison_row(
+    hjd: pd.DataFrame,
+    dist: pd.DataFrame,
+    *,
+    source: str,
+    profile: str,
+    llm: str | None = None,
+    explanations: str | None = None,
+    conversion: str | None = None,
+    item_set: str = "hlv341",
+    extra: dict | None = None,
+) -> dict:
     from hlv_assets.store.results import make_row_id
 
     p, q, uids = aligned(hjd, dist)
     items_hash = items_sha256(uids)
-    data = {"source": source, "llm": llm, "explanations": explanations, "conversion": conversion,
-            "item_set": item_set, "profile": profile, "items_sha256": items_hash, **compare(p, q), **(extra or {})}
-    key = {"source": source, "llm": llm, "explanations": explanations, "conversion": conversion,
-           "item_set": item_set, "items": items_hash}
-    return {"row_id": make_row_id("distribution_comparison", key, profile), "items_sha256": items_hash, "data": data}
+    data = {
+        "source": source,
+        "llm": llm,
+        "explanations": explanations,
+        "conversion": conversion,
+        "item_set": item_set,
+        "profile": profile,
+        "items_sha256": items_hash,
+        **compare(p, q),
+        **(extra or {}),
+    }
+    key = {
+        "source": source,
+        "llm": llm,
+        "explanations": explanations,
+        "conversion": conversion,
+        "item_set": item_set,
+        "items": items_hash,
+    }
+    return {
+        "row_id": make_row_id("distribution_comparison", key, profile),
+        "items_sha256": items_hash,
+        "data": data,
+    }
 
 
-def baseline_rows(hjd: pd.DataFrame, dists: dict[str, pd.DataFrame], *, profile: str,
-                  uids: list[str] | None = None, item_set: str = "hlv341") -> list[dict]:
+def baseline_rows(
+    hjd: pd.DataFrame,
+    dists: dict[str, pd.DataFrame],
+    *,
+    profile: str,
+    uids: list[str] | None = None,
+    item_set: str = "hlv341",
+) -> list[dict]:
     """One row per baseline, on `uids` when given (a subset: baselines recomputed there)."""
     rows = []
     for source, frame in dists.items():

@@ -44,7 +44,9 @@ def pinned_files() -> dict[str, PinnedFile]:
     for rel, idx, size, sha in manifest["files"]:
         src = sources[idx]
         path = src["local_prefix"] + rel
-        out[path] = PinnedFile(path, src["repository"], src["commit"], src["upstream_prefix"] + rel, size, sha)
+        out[path] = PinnedFile(
+            path, src["repository"], src["commit"], src["upstream_prefix"] + rel, size, sha
+        )
     return out
 
 
@@ -63,8 +65,13 @@ class DataSource:
     file whose sha256 differs from the pinned one; "record" only reports it (for a user's edited copy).
     """
 
-    def __init__(self, root: Path | None, cache_dir: Path | None = None, verify: str = "strict",
-                 allow_download: bool = True):
+    def __init__(
+        self,
+        root: Path | None,
+        cache_dir: Path | None = None,
+        verify: str = "strict",
+        allow_download: bool = True,
+    ):
         self.root = Path(root) if root else None
         self.cache_dir = Path(cache_dir) if cache_dir else output_dir() / "cache" / "upstream"
         self.verify = verify
@@ -104,7 +111,9 @@ class DataSource:
             self._check(local, pinned, refuse=True)
             return local
         if not self.allow_download:
-            raise DataSourceError(f"{rel} is not cached and downloads are off: set HLV_DATA_DIR to the data pack")
+            raise DataSourceError(
+                f"{rel} is not cached and downloads are off: set HLV_DATA_DIR to the data pack"
+            )
         self._download(pinned, local)
         return local
 
@@ -138,7 +147,9 @@ class DataSource:
             ) from None
         digest = hashlib.sha256(payload).hexdigest()
         if digest != pinned.sha256:
-            raise DataSourceError(f"{pinned.url}: sha256 {digest[:16]}… is not the pinned {pinned.sha256[:16]}…")
+            raise DataSourceError(
+                f"{pinned.url}: sha256 {digest[:16]}… is not the pinned {pinned.sha256[:16]}…"
+            )
         fd, tmp = tempfile.mkstemp(dir=local.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)

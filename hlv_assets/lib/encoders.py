@@ -99,18 +99,19 @@ def is_minilm(name_or_path: str) -> bool:
     return str(name_or_path).strip().lower() in MINILM_ALIASES
 
 
-def resolve_encoder(name_or_path: str | os.PathLike[str]) -> str:
+def resolve_encoder(name_or_path: str | os.PathLike[str], *, require_config: bool = True) -> str:
     """A loadable location: the MiniLM folder for its aliases, an existing local folder, else the HF id.
 
     An HF id is returned unchanged; loading it with ``local_files_only=True`` (the default everywhere
-    here) reads only the local HF cache, so nothing is downloaded at run time.
+    here) reads only the local HF cache, so nothing is downloaded at run time. A local folder must hold a
+    ``config.json`` unless ``require_config=False`` (a tokenizer-only folder).
     """
     text = str(name_or_path)
     if is_minilm(text):
         return str(minilm_path())
     path = Path(text).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file():
+        if require_config and not (path / "config.json").is_file():
             raise EncoderError(f"{path} exists but holds no config.json")
         return str(path.resolve())
     if text.startswith((".", "/", "~")):
@@ -212,7 +213,8 @@ def _set_nli_labels(model: Any) -> None:
 def load_tokenizer(name_or_path: str, *, local_files_only: bool = True) -> Any:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_encoder(name_or_path), local_files_only=local_files_only)
+    path = resolve_encoder(name_or_path, require_config=False)
+    return AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
 
 
 def random_bert_classifier(tokenizer: Any, overrides: Mapping[str, Any] | None = None) -> Any:

@@ -3,6 +3,7 @@ from them (SPEC §2). Sources: `none`, `human`, `<generator>.<set>`."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pandas as pd
@@ -10,7 +11,12 @@ import pandas as pd
 from hlv_assets.lib.nli import LETTERS
 from hlv_assets.lib.parsing import DEFAULT_OPTIONS, RELEASED_PARSE_OPTIONS, parse_explanations
 from hlv_assets.lib.prompts import GENERATION_TEMPLATE, generation_prompt, template_sha256
-from hlv_assets.lib.selection import DEFAULT_SELECTION, RELEASED_SELECTION_OPTIONS, SET_NAMES, select_explanations
+from hlv_assets.lib.selection import (
+    DEFAULT_SELECTION,
+    RELEASED_SELECTION_OPTIONS,
+    SET_NAMES,
+    select_explanations,
+)
 
 GENERATIONS_VERSION = f"gen-{template_sha256(GENERATION_TEMPLATE)}-v1"
 SETS_VERSION = "sets-v1"
@@ -26,26 +32,37 @@ def generation_items(items: pd.DataFrame, backend: str, n_items: int | None) -> 
 
 def generation_rows(items: pd.DataFrame, llm, spec, *, max_new_tokens: int) -> pd.DataFrame:
     """Ask `llm` (a cached backend) for every (item, label) answer and parse each into explanations."""
-    from hlv_assets.llm.base import GenerationParams
-
-    params = GenerationParams(max_new_tokens=max_new_tokens, **spec.decoding_params())
+    params = dataclasses.replace(spec.generation_params(), max_new_tokens=max_new_tokens)
     prompts, meta = [], []
     for item in items.itertuples():
         for lab in LETTERS:
             prompts.append(generation_prompt(item.premise, item.hypothesis, lab))
             meta.append((item.item_index, item.uid, lab))
     generations = llm.generate(prompts, params)
-    options = RELEASED_PARSE_OPTIONS.get(spec.slug, DEFAULT_OPTIONS) if spec.backend == "released" else DEFAULT_OPTIONS
+    options = (
+        RELEASED_PARSE_OPTIONS.get(spec.slug, DEFAULT_OPTIONS)
+        if spec.backend == "released"
+        else DEFAULT_OPTIONS
+    )
     rows = []
     for (index, uid, lab), prompt, gen in zip(meta, prompts, generations, strict=True):
         parsed = parse_explanations(gen.text, options)
-        rows.append({
-            "item_index": int(index), "uid": uid, "label": lab,
-            "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest()[:16],
-            "answer": gen.text, "parsed": parsed.explanations, "ok": parsed.ok,
-            "prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
-            "latency_s": gen.latency_s, "cost_usd": gen.cost_usd, "cached": gen.cached,
-        })
+        rows.append(
+            {
+                "item_index": int(index),
+                "uid": uid,
+                "label": lab,
+                "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest()[:16],
+                "answer": gen.text,
+                "parsed": parsed.explanations,
+                "ok": parsed.ok,
+                "prompt_tokens": gen.prompt_tokens,
+                "completion_tokens": gen.completion_tokens,
+                "latency_s": gen.latency_s,
+                "cost_usd": gen.cost_usd,
+                "cached": gen.cached,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -60,8 +77,10 @@ def split_source(source: str) -> tuple[str | None, str]:
         return None, source
     generator, _, set_name = source.rpartition(".")
     if not generator or set_name not in SET_NAMES:
-        raise ValueError(f"explanation source {source!r} is not none, human or <generator>.<set> with a set in "
-                         f"{', '.join(SET_NAMES)}")
+        raise ValueError(
+            f"explanation source {source!r} is not none, human or <generator>.<set> with a set in "
+            f"{', '.join(SET_NAMES)}"
+        )
     return generator, set_name
 
 
@@ -89,9 +108,20 @@ def build_explanation_set(items: pd.DataFrame, source: str, generations=None) ->
         if item.uid not in parsed:
             continue
         chosen = select_explanations(
-            parsed[item.uid], set_name, human_labels=[lab for _, lab in item.human_explanations],
-            varierr_counts=list(item.varierr_counts), mnli_counts=list(item.mnli_counts), options=options,
+            parsed[item.uid],
+            set_name,
+            human_labels=[lab for _, lab in item.human_explanations],
+            varierr_counts=list(item.varierr_counts),
+            mnli_counts=list(item.mnli_counts),
+            options=options,
         )
-        rows.append({"item_index": item.item_index, "uid": item.uid, "premise": item.premise,
-                     "hypothesis": item.hypothesis, "explanations": [list(p) for p in chosen]})
+        rows.append(
+            {
+                "item_index": item.item_index,
+                "uid": item.uid,
+                "premise": item.premise,
+                "hypothesis": item.hypothesis,
+                "explanations": [list(p) for p in chosen],
+            }
+        )
     return pd.DataFrame(rows, columns=["item_index", "uid", "premise", "hypothesis", "explanations"])

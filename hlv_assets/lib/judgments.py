@@ -96,8 +96,12 @@ def comments_text(explanations: Sequence[Any], explicit: bool = False) -> str:
         text, label = _explanation_parts(explanation)
         if explicit:
             if label is None:
-                raise ValueError(f"the explicit variant needs a label for every explanation; comment {i} has none")
-            parts.append(EXPLICIT_COMMENT_TEMPLATE.format(i=i, text=text, label=OPTION_WORDS[label_index(label)]))
+                raise ValueError(
+                    f"the explicit variant needs a label for every explanation; comment {i} has none"
+                )
+            parts.append(
+                EXPLICIT_COMMENT_TEMPLATE.format(i=i, text=text, label=OPTION_WORDS[label_index(label)])
+            )
         else:
             parts.append(COMMENT_TEMPLATE.format(i=i, text=text))
     return "".join(parts)
@@ -276,7 +280,9 @@ def _finite_scores(scores: Sequence[float | None]) -> list[float]:
     missing = [j for j, s in enumerate(scores) if s is None]
     if missing:
         letters = ", ".join(OPTION_LETTERS[j] if j < 3 else str(j) for j in missing)
-        raise MissingScoreError(f"no score for letter(s) {letters}: a missing score is never filled with a number")
+        raise MissingScoreError(
+            f"no score for letter(s) {letters}: a missing score is never filled with a number"
+        )
     values = [float(s) for s in scores]  # type: ignore[arg-type]
     if not all(math.isfinite(v) for v in values):
         raise ConversionError(f"non-finite scores {values}")
@@ -363,7 +369,9 @@ def mjd_from_scores(
     out = {}
     for item, dists in sums.items():
         if not dists:
-            raise MissingScoreError(f"item {item!r}: every one of its {skipped.get(item, 0)} prompts misses a letter")
+            raise MissingScoreError(
+                f"item {item!r}: every one of its {skipped.get(item, 0)} prompts misses a letter"
+            )
         out[item] = [math.fsum(d[k] for d in dists) / len(dists) for k in range(3)]
     return out
 

@@ -28,7 +28,9 @@ def label_index(label: str) -> int:
     try:
         return _ALIASES[label]
     except (KeyError, TypeError):
-        raise LabelError(f"unknown label {label!r}: expected one of e/n/c or entailment/neutral/contradiction") from None
+        raise LabelError(
+            f"unknown label {label!r}: expected one of e/n/c or entailment/neutral/contradiction"
+        ) from None
 
 
 def letter(label: str) -> str:

@@ -4,7 +4,7 @@ SPEC §2: bullet lines (`* `, `- `, `1.`) are explanations, intro lines ending i
 markers, each non-empty line (or the one paragraph) is one explanation.
 
 The three published generators were parsed with slightly different conventions, read off the released
-selection files (see `hlv_assets_tests/lib/test_released_match.py` and `scripts` in the report):
+selection files (`python -m hlv_assets.lib.released` prints how well each is reproduced):
 
 * Llama3: only bullet lines (`* `, `1. `) count, the rest (intro "Here are ...:", trailing notes) is
   dropped; texts stripped. This is the SPEC reading and the platform default (:data:`DEFAULT_OPTIONS`).

@@ -30,7 +30,6 @@ class SuiteResult:
 def _context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -50,7 +49,9 @@ def distribution_suite(expected_rows: int | None):
         suite.add_expectation(ex.ExpectColumnValuesToBeBetween(column=col, min_value=0.0, max_value=1.0))
     suite.add_expectation(ex.ExpectColumnValuesToNotBeNull(column="prob_sum"))
     suite.add_expectation(
-        ex.ExpectColumnValuesToBeBetween(column="prob_sum", min_value=1 - SUM_TOLERANCE, max_value=1 + SUM_TOLERANCE)
+        ex.ExpectColumnValuesToBeBetween(
+            column="prob_sum", min_value=1 - SUM_TOLERANCE, max_value=1 + SUM_TOLERANCE
+        )
     )
     if expected_rows is not None:
         suite.add_expectation(ex.ExpectTableRowCountToEqual(value=expected_rows))

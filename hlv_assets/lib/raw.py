@@ -34,7 +34,9 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataFormatError(path, lineno, "<json>", f"malformed JSON ({exc.msg} at column {exc.colno})")
+                raise DataFormatError(
+                    path, lineno, "<json>", f"malformed JSON ({exc.msg} at column {exc.colno})"
+                )
             if not isinstance(obj, dict):
                 raise DataFormatError(path, lineno, "<json>", f"expected an object, got {type(obj).__name__}")
             yield lineno, obj
@@ -45,7 +47,9 @@ def _field(obj: dict, name: str, path: Path, lineno: int, types=(str,)):
         raise DataFormatError(path, lineno, name, "missing")
     value = obj[name]
     if not isinstance(value, types):
-        raise DataFormatError(path, lineno, name, f"expected {'/'.join(t.__name__ for t in types)}, got {value!r}")
+        raise DataFormatError(
+            path, lineno, name, f"expected {'/'.join(t.__name__ for t in types)}, got {value!r}"
+        )
     return value
 
 
@@ -92,11 +96,18 @@ def load_chaosnli(path: Path) -> pd.DataFrame:
         old_letters = [_letter(v, path, lineno, "old_labels") for v in old]
         gold = _letter(_field(obj, "old_label", path, lineno), path, lineno, "old_label")
         uids.append((lineno, uid))
-        rows.append({
-            "uid": uid, "premise": premise, "hypothesis": hypothesis, "hjd": hjd,
-            "hjd_counts": [int(c) for c in counts], "original_labels": old_letters,
-            "original_counts": _counts_from_labels(old_letters), "original_gold": gold,
-        })
+        rows.append(
+            {
+                "uid": uid,
+                "premise": premise,
+                "hypothesis": hypothesis,
+                "hjd": hjd,
+                "hjd_counts": [int(c) for c in counts],
+                "original_labels": old_letters,
+                "original_counts": _counts_from_labels(old_letters),
+                "original_gold": gold,
+            }
+        )
     _no_duplicates(uids, path)
     return pd.DataFrame(rows)
 
@@ -115,10 +126,15 @@ def load_varierr(path: Path) -> pd.DataFrame:
                     raise DataFormatError(path, lineno, f"{word}[{j}].reason", "missing explanation text")
                 judgments = ex.get("judgments") or []
                 valid = [bool(j_["makes_sense"]) for j_ in judgments if isinstance(j_, dict)]
-                explanations.append({
-                    "label": LETTERS[label_index(word)], "annotator": ex.get("annotator"),
-                    "text": ex["reason"], "validity_yes": sum(valid), "validity_n": len(valid),
-                })
+                explanations.append(
+                    {
+                        "label": LETTERS[label_index(word)],
+                        "annotator": ex.get("annotator"),
+                        "text": ex["reason"],
+                        "validity_yes": sum(valid),
+                        "validity_n": len(valid),
+                    }
+                )
         counts_raw = _field(obj, "label_count_round_1", path, lineno, (dict,))
         counts = []
         for word in ("entailment", "neutral", "contradiction"):
@@ -128,8 +144,15 @@ def load_varierr(path: Path) -> pd.DataFrame:
                 raise DataFormatError(path, lineno, f"label_count_round_1.{word}", f"bad count {v!r}")
             counts.append(int(v))
         uids.append((lineno, uid))
-        rows.append({"uid": uid, "premise": premise, "hypothesis": hypothesis, "round1_counts": counts,
-                     "explanations": explanations})
+        rows.append(
+            {
+                "uid": uid,
+                "premise": premise,
+                "hypothesis": hypothesis,
+                "round1_counts": counts,
+                "explanations": explanations,
+            }
+        )
     _no_duplicates(uids, path, "id")
     return pd.DataFrame(rows)
 
@@ -143,8 +166,9 @@ def load_hlv_items(path: Path, chaosnli: pd.DataFrame, varierr: pd.DataFrame) ->
         premise = _field(obj, "premise", path, lineno)
         hypothesis = _field(obj, "hypothesis", path, lineno)
         hjd = check_label_vector(obj.get("chaos probs"), path, lineno, "chaos probs", kind="distribution")
-        varierr_counts = check_label_vector(obj.get("varierr labels"), path, lineno, "varierr labels",
-                                            kind="counts")
+        varierr_counts = check_label_vector(
+            obj.get("varierr labels"), path, lineno, "varierr labels", kind="counts"
+        )
         mnli = _field(obj, "mnli labels", path, lineno, (list,))
         if len(mnli) != 2:
             raise DataFormatError(path, lineno, "mnli labels", "expected [gold letter, [cE, cN, cC]]")
@@ -160,15 +184,24 @@ def load_hlv_items(path: Path, chaosnli: pd.DataFrame, varierr: pd.DataFrame) ->
         if uid is None or uid not in varierr_uids:
             unjoined.append(f"line {lineno} ({premise[:40]!r} / {hypothesis[:40]!r})")
             continue
-        rows.append({
-            "item_index": lineno - 1, "uid": uid,
-            "premise": premise, "hypothesis": hypothesis, "hjd": hjd,
-            "varierr_counts": [int(c) for c in varierr_counts], "mnli_counts": [int(c) for c in mnli_counts],
-            "mnli_gold": gold, "human_explanations": human,
-        })
+        rows.append(
+            {
+                "item_index": lineno - 1,
+                "uid": uid,
+                "premise": premise,
+                "hypothesis": hypothesis,
+                "hjd": hjd,
+                "varierr_counts": [int(c) for c in varierr_counts],
+                "mnli_counts": [int(c) for c in mnli_counts],
+                "mnli_gold": gold,
+                "human_explanations": human,
+            }
+        )
     if unjoined:
         raise DataFormatError(
-            path, 0, "premise+hypothesis",
+            path,
+            0,
+            "premise+hypothesis",
             f"{len(unjoined)} items do not join ChaosNLI-MNLI and VariErr: " + "; ".join(unjoined),
         )
     _no_duplicates([(r["item_index"] + 1, r["uid"]) for r in rows], path)
@@ -188,7 +221,9 @@ def load_chaos_split(path: Path, chaosnli: pd.DataFrame, split: str) -> pd.DataF
             missing.append(str(lineno))
         rows.append({"uid": uid, "premise": premise, "hypothesis": hypothesis, "hjd": hjd, "split": split})
     if missing:
-        raise DataFormatError(path, 0, "premise+hypothesis", f"lines {', '.join(missing)} are not in ChaosNLI")
+        raise DataFormatError(
+            path, 0, "premise+hypothesis", f"lines {', '.join(missing)} are not in ChaosNLI"
+        )
     frame = pd.DataFrame(rows)
     _no_duplicates([(i + 1, u) for i, u in enumerate(frame.uid)], path)
     return frame
@@ -199,11 +234,15 @@ def load_anli(path: Path, round_: str) -> pd.DataFrame:
     rows, uids = [], []
     for lineno, obj in read_jsonl(path):
         uid = _field(obj, "uid", path, lineno)
-        rows.append({
-            "uid": uid, "premise": _field(obj, "context", path, lineno),
-            "hypothesis": _field(obj, "hypothesis", path, lineno),
-            "label": _letter(_field(obj, "label", path, lineno), path, lineno, "label"), "round": round_,
-        })
+        rows.append(
+            {
+                "uid": uid,
+                "premise": _field(obj, "context", path, lineno),
+                "hypothesis": _field(obj, "hypothesis", path, lineno),
+                "label": _letter(_field(obj, "label", path, lineno), path, lineno, "label"),
+                "round": round_,
+            }
+        )
         uids.append((lineno, uid))
     _no_duplicates(uids, path)
     return pd.DataFrame(rows)

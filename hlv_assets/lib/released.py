@@ -13,28 +13,41 @@ Two kinds of files, both under `mjd_estimator/Model-Explanation/<M>-explanations
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
+import os
+import re
+from collections import Counter
 from pathlib import Path
 
 from hlv_assets.lib.nli import LETTERS, UPPER
+from hlv_assets.lib.parsing import RELEASED_PARSE_OPTIONS, ParseOptions, ParseResult, parse_explanations
+from hlv_assets.lib.paths import REPO_ROOT
+from hlv_assets.lib.selection import (
+    RELEASED_SELECTION_OPTIONS,
+    SET_NAMES,
+    SelectionOptions,
+    select_explanations,
+)
 from hlv_assets.lib.validation import DataFormatError
 
 __all__ = [
     "DataFormatError",
     "EXPLANATION_KEYS",
-    "generation_complete",
+    "MISMATCH_CATEGORIES",
     "N_ITEMS",
     "RELEASED_MODELS",
     "SET_FILES",
     "SET_NAMES",
-    "MISMATCH_CATEGORIES",
     "classify_mismatch",
     "compare_with_released",
     "format_match_table",
+    "generation_complete",
     "items_path",
     "match_table",
-    "parse_released_generations",
     "model_dir",
+    "parse_released_generations",
     "raw_output_path",
     "read_items",
     "read_released_generations",
@@ -45,16 +58,6 @@ __all__ = [
 
 #: Platform slug -> folder name of the model in the data pack.
 RELEASED_MODELS: dict[str, str] = {"llama3": "Llama3", "gpt4o": "GPT4o", "mixtral": "Mixtral"}
-
-#: The six explanation sets of SPEC §2, in the platform's naming.
-SET_NAMES: tuple[str, ...] = (
-    "lf-first",
-    "lf-longest",
-    "varierr-lg-first",
-    "varierr-lg-longest",
-    "mnli-lg-first",
-    "mnli-lg-longest",
-)
 
 #: Set name -> file stem of the released selection file.
 SET_FILES: dict[str, str] = {
@@ -279,13 +282,13 @@ def read_released_selection(data_dir: Path, model: str, set_name: str) -> list[d
 # Reproducing the released selection files from the released raw generations
 
 
-def parse_released_generations(data_dir: Path, model: str, options=None) -> list[dict]:
+def parse_released_generations(
+    data_dir: Path, model: str, options: ParseOptions | None = None
+) -> list[dict[str, ParseResult]]:
     """Parse every released raw generation of `model`: one dict per item, label letter -> ParseResult.
 
     `options` defaults to the published convention of that generator (RELEASED_PARSE_OPTIONS).
     """
-    from hlv_assets.lib.parsing import RELEASED_PARSE_OPTIONS, parse_explanations
-
     slug = _slug(model)
     options = options or RELEASED_PARSE_OPTIONS[slug]
     rows = read_released_generations(data_dir, slug)
@@ -318,9 +321,6 @@ def classify_mismatch(ours, released, parsed: dict[str, list[str]]) -> str:
 
     ours, released: the (text, letter) pairs; parsed: label letter -> our parsed explanations.
     """
-    import re
-    from collections import Counter
-
     ours_c, rel_c = Counter(map(tuple, ours)), Counter(map(tuple, released))
     if Counter((t.strip(), lab) for t, lab in ours_c.elements()) == Counter(
         (t.strip(), lab) for t, lab in rel_c.elements()
@@ -359,8 +359,8 @@ def compare_with_released(
     data_dir: Path,
     model: str,
     set_name: str,
-    parse_options=None,
-    selection_options=None,
+    parse_options: ParseOptions | None = None,
+    selection_options: SelectionOptions | None = None,
     *,
     parsed: list[dict] | None = None,
     items: list[dict] | None = None,
@@ -372,10 +372,6 @@ def compare_with_released(
     "mismatches": [{"item_index", "category", "ours_only", "released_only"}]}. `parsed` / `items` may be
     passed to reuse work across sets.
     """
-    from collections import Counter
-
-    from hlv_assets.lib.selection import RELEASED_SELECTION_OPTIONS, select_explanations
-
     slug = _slug(model)
     selection_options = selection_options or RELEASED_SELECTION_OPTIONS[slug]
     parsed = parsed if parsed is not None else parse_released_generations(data_dir, slug, parse_options)
@@ -425,7 +421,11 @@ def compare_with_released(
     }
 
 
-def match_table(data_dir: Path, parse_options=None, selection_options=None) -> list[dict]:
+def match_table(
+    data_dir: Path,
+    parse_options: ParseOptions | None = None,
+    selection_options: SelectionOptions | None = None,
+) -> list[dict]:
     """:func:`compare_with_released` for the 18 released files (3 generators x 6 sets)."""
     items = read_items(data_dir)
     out = []
@@ -442,8 +442,6 @@ def match_table(data_dir: Path, parse_options=None, selection_options=None) -> l
 
 def format_match_table(rows: list[dict]) -> str:
     """Per-file match rate and mismatch categories, as a markdown table followed by the mismatches."""
-    from collections import Counter
-
     lines = ["| model | set | match | % | ordered % | mismatch categories |", "|---|---|---|---|---|---|"]
     total = Counter()
     for r in rows:
@@ -467,24 +465,30 @@ def format_match_table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m hlv_assets.lib.released [DATA_DIR] [--default-parse]`: print the match table."""
-    import argparse
-    import os
-
-    from hlv_assets.lib.paths import REPO_ROOT
-
+    """`python -m hlv_assets.lib.released [DATA_DIR] [--default-parse] [--fill F] [--ties T]`: match table."""
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument(
         "data_dir", nargs="?", default=os.environ.get("HLV_DATA_DIR") or REPO_ROOT.parent / "shared" / "data"
     )
     ap.add_argument("--default-parse", action="store_true", help="parse every generator with DEFAULT_OPTIONS")
+    ap.add_argument("--fill", choices=["first", "cycle"], help="override SelectionOptions.fill")
+    ap.add_argument("--ties", choices=["first", "last"], help="override SelectionOptions.ties")
     args = ap.parse_args(argv)
-    parse_options = None
-    if args.default_parse:
-        from hlv_assets.lib.parsing import DEFAULT_OPTIONS
-
-        parse_options = DEFAULT_OPTIONS
-    print(format_match_table(match_table(Path(args.data_dir), parse_options)))
+    parse_options = ParseOptions() if args.default_parse else None
+    overrides = {k: v for k, v in (("fill", args.fill), ("ties", args.ties)) if v}
+    data_dir = Path(args.data_dir)
+    rows = []
+    items = read_items(data_dir)
+    for slug in RELEASED_MODELS:
+        parsed = parse_released_generations(data_dir, slug, parse_options)
+        selection_options = dataclasses.replace(RELEASED_SELECTION_OPTIONS[slug], **overrides)
+        for set_name in SET_NAMES:
+            rows.append(
+                compare_with_released(
+                    data_dir, slug, set_name, parse_options, selection_options, parsed=parsed, items=items
+                )
+            )
+    print(format_match_table(rows))
     return 0
 
 

@@ -10,14 +10,18 @@ prompt for that label (in answer order). A label needs k explanations:
 
 `first` takes the first k parsed explanations, `longest` the k longest by characters. Every convention
 that is "our reading" of the released selection files is a field of :class:`SelectionOptions`; the
-defaults reproduce the released files (see `hlv_assets_tests/lib/test_released_match.py`):
+defaults reproduce the released files (with :data:`RELEASED_SELECTION_OPTIONS` for the LF slot order; see
+`hlv_assets_tests/lib/test_released_match.py`):
 
-* slot order: LF in `lf_order` (the released Llama3/Mixtral files use e, c, n; GPT4o e, n, c);
-  MNLI-LG grouped by label in [E, N, C] order; VariErr-LG in the human sequence.
+* slot order: LF in `lf_order` (default [E, N, C] as everywhere in SPEC §1; the released Llama3 and
+  Mixtral files use e, c, n, GPT4o's e, n, c); MNLI-LG grouped by label in `mnli_order` ([E, N, C], as
+  released); VariErr-LG in the human sequence. The MJD step permutes explanations, so the slot order
+  only matters when explanation orders are sampled.
 * fewer than k explanations: `fill="first"` pads with the best-ranked explanation (the released files:
-  with 2 explanations and k = 4 the picks are 0, 1, 0, 0); `fill="cycle"` reuses them cyclically
-  (0, 1, 0, 1; SPEC's wording). The two differ only when k >= n + 2.
-* ties in length: `ties="first"` keeps the explanation that comes first in the answer (a stable sort).
+  with 2 explanations and k = 4 the picks are 0, 1, 0, 0: Llama3 items 226 and 305, VariErr-LG);
+  `fill="cycle"` reuses them cyclically (0, 1, 0, 1; SPEC's wording). They differ only when k >= n + 2.
+* ties in length: `ties="first"` keeps the explanation that comes first in the answer (a stable sort);
+  `"last"` would miss 283 items of the released `longest` files.
 * no explanation at all for a needed label: `on_empty="skip"` leaves those slots out (the set is
   shorter; the caller counts the failed parse), `"error"` raises :class:`SelectionError`.
 
@@ -66,7 +70,7 @@ class SelectionError(ValueError):
 class SelectionOptions:
     """The conventions of selection (see the module docstring)."""
 
-    lf_order: tuple[str, str, str] = ("e", "c", "n")
+    lf_order: tuple[str, str, str] = LETTERS
     mnli_order: tuple[str, str, str] = LETTERS
     fill: Literal["first", "cycle"] = "first"
     ties: Literal["first", "last"] = "first"

@@ -221,13 +221,11 @@ def tokenize(texts: Sequence[str], how: str = "spacy", lowercase: bool = True, n
 
 @functools.lru_cache(maxsize=1)
 def _minilm():
-    import torch
     from transformers import AutoModel, AutoTokenizer
 
     path = minilm_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
-    torch.set_grad_enabled(False)
+    model = AutoModel.from_pretrained(str(path), local_files_only=True, use_safetensors=True).eval()
     return tokenizer, model
 
 

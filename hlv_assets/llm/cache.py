@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 #: Version of the record layout written to the CallStore (part of every record, not of the key).
 RECORD_VERSION = 1
+#: Backends that run locally or replay files: free unless a price is given.
+FREE_BACKENDS = frozenset({"transformers", "vllm", "released"})
 
 
 class BudgetExceeded(RuntimeError):
@@ -111,11 +113,11 @@ def approx_token_count(text: str) -> int:
 def generation_to_record(gen: Generation) -> dict:
     record = asdict(gen)
     record.pop("cached", None)
-    return {"v": RECORD_VERSION, "op": GENERATE, **record}
+    return {"v": RECORD_VERSION, "operation": GENERATE, **record}
 
 
 def generation_from_record(record: dict) -> Generation:
-    if record.get("op") != GENERATE or not isinstance(record.get("text"), str):
+    if record.get("operation") != GENERATE or not isinstance(record.get("text"), str):
         raise ValueError("not a generation record")
     return Generation(
         text=record["text"],
@@ -131,11 +133,11 @@ def label_scores_to_record(scores: LabelScores) -> dict:
     record = asdict(scores)
     record.pop("cached", None)
     record["letters"] = list(scores.letters)
-    return {"v": RECORD_VERSION, "op": LABEL_LOGITS, **record}
+    return {"v": RECORD_VERSION, "operation": LABEL_LOGITS, **record}
 
 
 def label_scores_from_record(record: dict) -> LabelScores:
-    if record.get("op") != LABEL_LOGITS or not isinstance(record.get("scores"), list):
+    if record.get("operation") != LABEL_LOGITS or not isinstance(record.get("scores"), list):
         raise ValueError("not a label-scores record")
     return LabelScores(
         scores=[None if s is None else float(s) for s in record["scores"]],
@@ -168,7 +170,8 @@ class CachedLLM:
       any call the estimated cost of the pending misses is checked, and again before each chunk with the real
       spending so far; `BudgetExceeded` is raised before the cap would be passed. Estimates are scaled up by
       the actual/estimated ratio of the calls already made when that ratio exceeds 1. A cap needs a price:
-      from `price`, else the backend's `price` attribute (a paid backend without one is refused).
+      from `price`, else the backend's `price` attribute, else zero for local backends (FREE_BACKENDS); any
+      other backend without a price is refused.
     - `chunk_size`: misses per backend call; each chunk is stored as soon as it returns.
     - `token_counter`: prompt-token estimator for budgets and `plan` (default: characters / 4).
     """
@@ -189,6 +192,8 @@ class CachedLLM:
         self.backend = backend
         self.store = store
         self.price = price if price is not None else getattr(backend, "price", None)
+        if self.price is None and backend.identity().backend in FREE_BACKENDS:
+            self.price = Price()
         if budget_usd is not None:
             if budget_usd < 0:
                 raise ValueError("budget_usd must be non-negative")
@@ -216,7 +221,9 @@ class CachedLLM:
     def generate(self, prompts: list[str], params: GenerationParams | None = None) -> list[Generation]:
         return self._run(self._generate_op(params or GenerationParams()), prompts)
 
-    def label_logits(self, prompts: list[str], letters: tuple[str, ...] = ("A", "B", "C")) -> list[LabelScores]:
+    def label_logits(
+        self, prompts: list[str], letters: tuple[str, ...] = ("A", "B", "C")
+    ) -> list[LabelScores]:
         return self._run(self._label_op(tuple(letters)), prompts)
 
     # -- dry run and budget ---------------------------------------------------------------------------------------
@@ -312,7 +319,7 @@ class CachedLLM:
         ident = self.backend.identity()
         keys = [call_key(ident, op.name, p, op.params) for p in prompts]
         unique: dict[str, str] = {}
-        for k, p in zip(keys, prompts):
+        for k, p in zip(keys, prompts, strict=True):
             unique.setdefault(k, p)
         found: dict[str, Any] = {}
         for k, record in self.store.get_many(list(unique)).items():
@@ -331,7 +338,8 @@ class CachedLLM:
         self.counters.cost_usd += cost
 
     def _save(self, op: _Op, key: str, result: Any, results: dict[str, Any]) -> None:
-        self.store.put(key, op.to_record(result))
+        ident = self.backend.identity()
+        self.store.put(key, {**op.to_record(result), "backend": ident.backend, "model_id": ident.model_id})
         result.cached = False
         results[key] = result
         self._account(op, result)
@@ -368,7 +376,7 @@ class CachedLLM:
             if len(outs) != len(chunk):
                 self.counters.errors += len(chunk)
                 raise RuntimeError(f"backend returned {len(outs)} results for {len(chunk)} prompts")
-            for (key, _), result in zip(chunk, outs):
+            for (key, _), result in zip(chunk, outs, strict=True):
                 self._save(op, key, result, results)
             self._estimated_sent_usd += chunk_estimate
             self._actual_sent_usd += self.counters.cost_usd - cost_before

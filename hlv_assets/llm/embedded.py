@@ -130,6 +130,8 @@ def ensure_smollm2(target: Path | None = None) -> Path:
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the checkpoint is an ordinary shared output
         convert_gguf(gguf, tmp)
+        for file in tmp.iterdir():
+            file.chmod(0o644)
         try:
             os.rename(tmp, target)
         except OSError:

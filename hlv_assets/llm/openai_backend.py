@@ -145,7 +145,8 @@ class OpenAIBackend:
     `label_logits` asks for `logprobs=true, top_logprobs=top_logprobs, max_tokens=1` and returns
     LabelScores(kind="logprobs"); a letter that is not among the top-k tokens is None (never filled). Tokens
     are matched exactly (`"A"`, not `" A"`). `price` (USD per 1M tokens) defaults to DEFAULT_PRICES for known
-    model names, else zero; cost is recorded per Generation and in `stats`.
+    model names, else None (unknown: costs count as 0 and a budget cap refuses to run; give `Price()` for a
+    free local server). Cost is recorded per Generation and in `stats`.
     """
 
     capabilities = frozenset({GENERATE, LABEL_LOGITS})
@@ -180,7 +181,8 @@ class OpenAIBackend:
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
         self.revision = revision
-        self.price = price if price is not None else DEFAULT_PRICES.get(model, Price())
+        # None (unknown model, no price configured): costs are recorded as 0 and a CachedLLM budget is refused.
+        self.price: Price | None = price if price is not None else DEFAULT_PRICES.get(model)
         self.max_concurrency = max_concurrency
         self.timeout = httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s))
         self.max_retries = max_retries
@@ -224,7 +226,11 @@ class OpenAIBackend:
             backend="openai",
             model_id=self.model,
             revision=self.revision,
-            extra={"base_url": _public_url(self.base_url), "top_logprobs": self.top_logprobs},
+            extra={
+                "base_url": _public_url(self.base_url),
+                "top_logprobs": self.top_logprobs,
+                **({"extra_body": self.extra_body} if self.extra_body else {}),
+            },
         )
 
     def _api_key(self) -> str | None:
@@ -251,7 +257,9 @@ class OpenAIBackend:
     def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
+                limits = httpx.Limits(
+                    max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
+                )
                 self._client = httpx.Client(timeout=self.timeout, limits=limits)
             return self._client
 
@@ -336,7 +344,7 @@ class OpenAIBackend:
             return result, time.monotonic() - start
 
     def _record_usage(self, prompt_tokens: int, completion_tokens: int) -> float:
-        cost = self.price.cost(prompt_tokens, completion_tokens)
+        cost = self.price.cost(prompt_tokens, completion_tokens) if self.price is not None else 0.0
         with self._lock:
             self.stats.prompt_tokens += prompt_tokens
             self.stats.completion_tokens += completion_tokens
@@ -429,12 +437,21 @@ class OpenAIBackend:
         self._record_usage(pt, ct)
         mass = math.fsum(math.exp(s) for s in scores) if all(s is not None for s in scores) else None
         return LabelScores(
-            scores=scores, kind="logprobs", letters=tuple(letters), token_ids=None, letter_mass=mass, prompt_tokens=pt
+            scores=scores,
+            kind="logprobs",
+            letters=tuple(letters),
+            token_ids=None,
+            letter_mass=mass,
+            prompt_tokens=pt,
         )
 
     def generate(self, prompts: list[str], params: GenerationParams | None = None) -> list[Generation]:
         params = params or GenerationParams()
+        self._api_key()  # a missing key fails the whole call at once, before any request
         return self._map(lambda p: self._generate_one(p, params), list(prompts))
 
-    def label_logits(self, prompts: list[str], letters: tuple[str, ...] = ("A", "B", "C")) -> list[LabelScores]:
+    def label_logits(
+        self, prompts: list[str], letters: tuple[str, ...] = ("A", "B", "C")
+    ) -> list[LabelScores]:
+        self._api_key()
         return self._map(lambda p: self._label_one(p, tuple(letters)), list(prompts))

@@ -28,15 +28,48 @@ EMBEDDED_MODELS = ("embedded:smollm2-135m",)
 
 #: The options each backend accepts (everything else is refused, so a typo cannot pass silently).
 OPTIONS: dict[str, frozenset[str]] = {
-    "transformers": frozenset({"device", "batch_size", "gguf_file", "prefix_reuse"}),
+    "transformers": frozenset(
+        {
+            "device",
+            "batch_size",
+            "gguf_file",
+            "prefix_reuse",
+            "max_length",
+            "suffix_batch_size",
+            "min_prefix_tokens",
+            "max_group",
+            "local_files_only",
+            "attn_implementation",
+            "device_map",
+        }
+    ),
     "vllm": frozenset(
-        {"tensor_parallel_size", "enable_prefix_caching", "chat_template", "label_top_k", "logprobs_mode", "seed",
-         "engine_kwargs"}
+        {
+            "tensor_parallel_size",
+            "enable_prefix_caching",
+            "chat_template",
+            "label_top_k",
+            "logprobs_mode",
+            "seed",
+            "engine_kwargs",
+        }
     ),
     "openai": frozenset(
-        {"base_url", "api_key_env", "price_input_per_1m", "price_output_per_1m", "max_concurrency", "timeout_s",
-         "connect_timeout_s", "max_retries", "backoff_base_s", "backoff_max_s", "top_logprobs", "max_tokens_field",
-         "extra_body"}
+        {
+            "base_url",
+            "api_key_env",
+            "price_input_per_1m",
+            "price_output_per_1m",
+            "max_concurrency",
+            "timeout_s",
+            "connect_timeout_s",
+            "max_retries",
+            "backoff_base_s",
+            "backoff_max_s",
+            "top_logprobs",
+            "max_tokens_field",
+            "extra_body",
+        }
     ),
     "released": frozenset({"released_as"}),
 }
@@ -101,12 +134,16 @@ class LLMSpec:
             raise self._fail("a replay of published generations has no label_logits")
         unknown_params = set(self.params) - _PARAM_NAMES
         if unknown_params:
-            raise self._fail(f"unknown decoding params {sorted(unknown_params)}: expected {sorted(_PARAM_NAMES)}")
+            raise self._fail(
+                f"unknown decoding params {sorted(unknown_params)}: expected {sorted(_PARAM_NAMES)}"
+            )
         try:
             GenerationParams(**self.params)
         except TypeError as exc:
             raise self._fail(f"bad decoding params: {exc}") from None
-        secret = [k for k in self.options if any(w in k.lower() for w in _SECRET_WORDS) and k != "api_key_env"]
+        secret = [
+            k for k in self.options if any(w in k.lower() for w in _SECRET_WORDS) and k != "api_key_env"
+        ]
         if secret:
             raise self._fail(
                 f"options {secret} look like secrets: keep keys in the environment and name the variable in api_key_env"
@@ -122,9 +159,13 @@ class LLMSpec:
 
             source = self.options.get("released_as", self.slug)
             if source not in RELEASED_MODELS:
-                raise self._fail(f"no published generations for {source!r}: expected one of {sorted(RELEASED_MODELS)}")
+                raise self._fail(
+                    f"no published generations for {source!r}: expected one of {sorted(RELEASED_MODELS)}"
+                )
             if self.model not in ("", RELEASED_MODELS[source]):
-                raise self._fail(f"model {self.model!r} does not match the published folder {RELEASED_MODELS[source]!r}")
+                raise self._fail(
+                    f"model {self.model!r} does not match the published folder {RELEASED_MODELS[source]!r}"
+                )
         elif not self.model:
             raise self._fail("model (an id or a path) is required")
         if self.model.startswith("embedded:") and self.model not in EMBEDDED_MODELS:
@@ -137,7 +178,8 @@ class LLMSpec:
     def price(self) -> Price:
         """USD per 1M tokens (zero unless an OpenAI spec sets it; its backend also knows list prices)."""
         return Price(
-            float(self.options.get("price_input_per_1m", 0.0)), float(self.options.get("price_output_per_1m", 0.0))
+            float(self.options.get("price_input_per_1m", 0.0)),
+            float(self.options.get("price_output_per_1m", 0.0)),
         )
 
     def to_dict(self) -> dict:
@@ -161,7 +203,9 @@ class LLMSpec:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise SpecError(f"LLM {data.get('slug')!r}: unknown fields {sorted(unknown)}; expected {sorted(known)}")
+            raise SpecError(
+                f"LLM {data.get('slug')!r}: unknown fields {sorted(unknown)}; expected {sorted(known)}"
+            )
         if "slug" not in data or "backend" not in data:
             raise SpecError(f"an LLM spec needs slug and backend: {sorted(data)}")
         return cls(**{k: v for k, v in data.items() if v is not None})

@@ -15,7 +15,14 @@ from pathlib import Path
 from hlv_assets.lib.paths import REPO_ROOT
 from hlv_assets.lib.prompts import generation_prompt
 from hlv_assets.lib.released import RELEASED_MODELS, read_items, read_released_generations
-from hlv_assets.llm.base import GENERATE, CapabilityError, Generation, GenerationParams, LabelScores, LLMIdentity
+from hlv_assets.llm.base import (
+    GENERATE,
+    CapabilityError,
+    Generation,
+    GenerationParams,
+    LabelScores,
+    LLMIdentity,
+)
 
 #: MJD-Estimator commit the generations were published at (the identity's revision).
 MJD_ESTIMATOR_COMMIT = "a939ed0892c7007d946ba286e691dc797e3a8fb0"
@@ -42,7 +49,9 @@ class ReleasedBackend:
 
     def __init__(self, slug: str, data_dir: str | Path | None = None) -> None:
         if slug not in RELEASED_MODELS:
-            raise ValueError(f"no published generations for {slug!r}: expected one of {sorted(RELEASED_MODELS)}")
+            raise ValueError(
+                f"no published generations for {slug!r}: expected one of {sorted(RELEASED_MODELS)}"
+            )
         self.slug = slug
         self.folder = RELEASED_MODELS[slug]
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
@@ -101,7 +110,9 @@ class ReleasedBackend:
             out.append(Generation(text=answers[prompt]))
         return out
 
-    def label_logits(self, prompts: list[str], letters: tuple[str, ...] = ("A", "B", "C")) -> list[LabelScores]:
+    def label_logits(
+        self, prompts: list[str], letters: tuple[str, ...] = ("A", "B", "C")
+    ) -> list[LabelScores]:
         raise CapabilityError(
             f"{self.slug} is a replay of published generations: it has no label scores (capabilities: generate)"
         )

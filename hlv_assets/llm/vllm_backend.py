@@ -38,7 +38,9 @@ def letter_token_ids(tokenizer: Any, letters: tuple[str, ...]) -> list[int]:
     for letter in letters:
         encoded = list(tokenizer.encode(letter, add_special_tokens=False))
         if len(encoded) != 1:
-            raise LetterTokenError(f"option letter {letter!r} is {len(encoded)} tokens ({encoded}) for this tokenizer")
+            raise LetterTokenError(
+                f"option letter {letter!r} is {len(encoded)} tokens ({encoded}) for this tokenizer"
+            )
         ids.append(int(encoded[0]))
     if len(set(ids)) != len(ids):
         raise LetterTokenError(f"option letters {letters} share token ids {ids}")
@@ -106,7 +108,9 @@ class VLLMBackend:
         extra: dict = {"chat_template": self.chat_template}
         if self.logprobs_mode != "raw_logprobs":
             extra["logprobs_mode"] = self.logprobs_mode
-        return LLMIdentity(backend="vllm", model_id=self.model, revision=self.revision, dtype=self.dtype, extra=extra)
+        return LLMIdentity(
+            backend="vllm", model_id=self.model, revision=self.revision, dtype=self.dtype, extra=extra
+        )
 
     # -- the engine -----------------------------------------------------------------------------------------------
     def engine_args(self) -> dict:
@@ -162,7 +166,10 @@ class VLLMBackend:
         if not prompts:
             return []
         sp = self._sampling_params(
-            max_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p, seed=params.seed
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=params.seed,
         )
         start = time.monotonic()
         outputs = self.engine().generate(self._encode(list(prompts)), sp, use_tqdm=False)
@@ -187,7 +194,9 @@ class VLLMBackend:
         except TypeError:  # vLLM without logprob_token_ids: top-k log-probabilities
             return self._sampling_params(**common, logprobs=self.label_top_k), False
 
-    def label_logits(self, prompts: list[str], letters: tuple[str, ...] = ("A", "B", "C")) -> list[LabelScores]:
+    def label_logits(
+        self, prompts: list[str], letters: tuple[str, ...] = ("A", "B", "C")
+    ) -> list[LabelScores]:
         if not prompts:
             return []
         letters = tuple(letters)

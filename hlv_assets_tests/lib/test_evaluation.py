@@ -141,7 +141,10 @@ def test_predict_logits_restores_input_order(tiny_model):
     sorted_logits = ev.predict_logits(model, tok, premises, hypotheses, batch_size=2, stats=stats)
     unsorted = ev.predict_logits(model, tok, premises, hypotheses, batch_size=2, sort_by_length=False)
     single = np.concatenate(
-        [ev.predict_logits(model, tok, [p], [h], batch_size=1) for p, h in zip(premises, hypotheses)]
+        [
+            ev.predict_logits(model, tok, [p], [h], batch_size=1)
+            for p, h in zip(premises, hypotheses, strict=True)
+        ]
     )
     assert sorted_logits.shape == (3, 3) and sorted_logits.dtype == np.float32
     np.testing.assert_allclose(sorted_logits, single, atol=1e-5)

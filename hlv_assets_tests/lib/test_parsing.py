@@ -79,7 +79,9 @@ def test_gpt4o_keeps_line_end_and_trailing_spaces():
 
 def test_gpt4o_plain_lines_verbatim():
     # GPT4o, item 127, label E: no markers, lines end with two spaces.
-    answer = "David Cope is a professor of music.  \nDavid Cope claims to have created a 42nd Mozart symphony."
+    answer = (
+        "David Cope is a professor of music.  \nDavid Cope claims to have created a 42nd Mozart symphony."
+    )
     assert parse_explanations(answer, GPT4O).explanations == [
         "David Cope is a professor of music.  \n",
         "David Cope claims to have created a 42nd Mozart symphony.",
@@ -113,7 +115,10 @@ def test_mixtral_keeps_intro_lines_and_dash_lines():
         "The",
     ]
     # SPEC reading: the intro is dropped.
-    assert parse_explanations(answer).explanations[0] == "The success of the policy created a favorable situation."
+    assert (
+        parse_explanations(answer).explanations[0]
+        == "The success of the policy created a favorable situation."
+    )
     # Mixtral, item 79, label C (cut at the token limit): `- ` is not a marker in Mixtral's convention.
     dashes = " - Tacit knowledge or understanding\n- Identity of the person who created the document"
     assert parse_explanations(dashes, MIXTRAL, complete=False).explanations == [
@@ -222,15 +227,21 @@ def test_bad_options_and_input():
 
 def test_real_answers_from_the_data_pack(data_dir):
     """A few released raw generations, end to end (template stripped, then parsed)."""
-    llama = {(r["item_index"], r["label"]): r for r in read_released_generations(data_dir, "llama3", n_items=2)}
+    llama = {
+        (r["item_index"], r["label"]): r for r in read_released_generations(data_dir, "llama3", n_items=2)
+    }
     row = llama[(0, "e")]
     assert row["raw_text"].startswith("<|begin_of_text|>") and row["complete"]
     res = parse_explanations(row["answer"], LLAMA3)
     assert len(res.explanations) == 6
     assert res.explanations[0] == 'There is no mention of "small lepers" in the context, only "ladies".'
-    assert res.dropped == ["Here are the possible explanations why the statement is NOT true (no entailment):"]
+    assert res.dropped == [
+        "Here are the possible explanations why the statement is NOT true (no entailment):"
+    ]
 
-    mixtral = {(r["item_index"], r["label"]): r for r in read_released_generations(data_dir, "mixtral", n_items=1)}
+    mixtral = {
+        (r["item_index"], r["label"]): r for r in read_released_generations(data_dir, "mixtral", n_items=1)
+    }
     row = mixtral[(0, "e")]
     assert row["answer"].startswith(" 1. The building is airy")
     assert not row["answer"].endswith("</s>") and row["complete"]

@@ -40,7 +40,13 @@ def test_set_names_and_split():
 
 
 def test_lf_one_per_label_in_lf_order():
-    assert select_explanations(PARSED, "lf-first") == [("e-short", "e"), ("c-only-one", "c"), ("n1", "n")]
+    assert select_explanations(PARSED, "lf-first") == [("e-short", "e"), ("n1", "n"), ("c-only-one", "c")]
+    llama = RELEASED_SELECTION_OPTIONS["llama3"]
+    assert select_explanations(PARSED, "lf-first", options=llama) == [
+        ("e-short", "e"),
+        ("c-only-one", "c"),
+        ("n1", "n"),
+    ]
     gpt = RELEASED_SELECTION_OPTIONS["gpt4o"]
     assert select_explanations(PARSED, "lf-longest", options=gpt) == [
         ("e-the-longest", "e"),
@@ -118,7 +124,9 @@ def test_empty_label_skip_or_error():
 def test_labels_given_as_words_and_texts_untouched():
     parsed = {"entailment": ["  spaced text\n"], "neutral": ["n"], "contradiction": ["c"]}
     assert select_explanations(parsed, "lf-first")[0] == ("  spaced text\n", "e")
-    out = select_explanations(parsed, "varierr-lg-first", ["Entailment", "n", "c", "c"], varierr_counts=[1, 1, 2])
+    out = select_explanations(
+        parsed, "varierr-lg-first", ["Entailment", "n", "c", "c"], varierr_counts=[1, 1, 2]
+    )
     assert [lab for _, lab in out] == ["e", "n", "c", "c"]
 
 

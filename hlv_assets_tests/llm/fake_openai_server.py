@@ -147,7 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if auth != f"Bearer {fake.api_key}":
             provided = auth.removeprefix("Bearer ")
-            message = {"error": {"message": f"Incorrect API key provided: {provided}.", "code": "invalid_api_key"}}
+            message = {
+                "error": {"message": f"Incorrect API key provided: {provided}.", "code": "invalid_api_key"}
+            }
             self._send(401, json.dumps(message).encode())
             return
         prompt = body["messages"][-1]["content"]
@@ -193,7 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
                         "token": first[0],
                         "logprob": first[1],
                         "bytes": list(first[0].encode()),
-                        "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top],
+                        "top_logprobs": [
+                            {"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top
+                        ],
                     }
                 ]
             }
@@ -214,5 +218,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "finish_reason": "stop",
                 }
             ],
-            "usage": {"prompt_tokens": usage_in, "completion_tokens": usage_out, "total_tokens": usage_in + usage_out},
+            "usage": {
+                "prompt_tokens": usage_in,
+                "completion_tokens": usage_out,
+                "total_tokens": usage_in + usage_out,
+            },
         }

@@ -121,7 +121,9 @@ class CountingBackend:
             out.append(Generation(text=text, prompt_tokens=pt, completion_tokens=ct, cost_usd=cost))
         return out
 
-    def label_logits(self, prompts: list[str], letters: tuple[str, ...] = ("A", "B", "C")) -> list[LabelScores]:
+    def label_logits(
+        self, prompts: list[str], letters: tuple[str, ...] = ("A", "B", "C")
+    ) -> list[LabelScores]:
         if LABEL_LOGITS not in self.capabilities:
             raise CapabilityError("this fake cannot score labels")
         self._receive(LABEL_LOGITS, prompts)

@@ -18,7 +18,13 @@ import pytest
 from hlv_assets.llm.base import GENERATE, LABEL_LOGITS, GenerationParams, LLMIdentity, call_key
 from hlv_assets.llm.cache import BudgetExceeded, CachedLLM, PartialBatchError, Price
 from hlv_assets.llm.callstore import MemoryCallStore
-from hlv_assets_tests.llm.fakes import CountingBackend, FakeBackendError, fake_scores, fake_text, read_call_log
+from hlv_assets_tests.llm.fakes import (
+    CountingBackend,
+    FakeBackendError,
+    fake_scores,
+    fake_text,
+    read_call_log,
+)
 
 PARAMS = GenerationParams(max_new_tokens=64)
 
@@ -37,7 +43,9 @@ class SQLiteCallStore:
         for start in range(0, len(keys), 500):
             part = keys[start : start + 500]
             marks = ",".join("?" * len(part))
-            for key, record in self.conn.execute(f"SELECT key, record FROM calls WHERE key IN ({marks})", part):
+            for key, record in self.conn.execute(
+                f"SELECT key, record FROM calls WHERE key IN ({marks})", part
+            ):
                 out[key] = json.loads(record)
         return out
 
@@ -107,11 +115,20 @@ def test_label_logits_are_cached_as_label_scores():
     first = CachedLLM(backend, store).label_logits(ps, ("A", "B", "C"))
     second = CachedLLM(backend, store).label_logits(ps, ("A", "B", "C"))
     assert backend.count(LABEL_LOGITS) == 3
-    assert [s.scores for s in second] == [s.scores for s in first] == [fake_scores(p, ("A", "B", "C")) for p in ps]
+    assert (
+        [s.scores for s in second]
+        == [s.scores for s in first]
+        == [fake_scores(p, ("A", "B", "C")) for p in ps]
+    )
     assert all(s.cached and s.kind == "logits" and s.letters == ("A", "B", "C") for s in second)
     assert second[0].token_ids == [100, 101, 102]
     record = next(iter(store.records.values()))
-    assert record["op"] == LABEL_LOGITS and record["letters"] == ["A", "B", "C"] and "cached" not in record
+    assert (
+        record["operation"] == LABEL_LOGITS
+        and record["letters"] == ["A", "B", "C"]
+        and "cached" not in record
+    )
+    assert (record["backend"], record["model_id"]) == ("fake", "fake-model")  # columns of the SQL store
     CachedLLM(backend, store).label_logits(ps[:1], ("C", "B", "A"))
     assert backend.count(LABEL_LOGITS) == 4  # other letters: another key
 
@@ -188,7 +205,12 @@ def test_budget_checked_per_chunk_against_actual_spending():
 
     backend = Expensive()
     cached = CachedLLM(
-        backend, MemoryCallStore(), budget_usd=25.0, price=Price(1_000_000.0, 0.0), chunk_size=2, token_counter=lambda p: 1
+        backend,
+        MemoryCallStore(),
+        budget_usd=25.0,
+        price=Price(1_000_000.0, 0.0),
+        chunk_size=2,
+        token_counter=lambda p: 1,
     )
     with pytest.raises(BudgetExceeded, match="chunk starting at miss 2"):
         cached.generate(prompts(6), PARAMS)
@@ -199,6 +221,9 @@ def test_budget_checked_per_chunk_against_actual_spending():
 def test_budget_needs_a_price():
     with pytest.raises(ValueError, match="needs a price"):
         CachedLLM(CountingBackend(), MemoryCallStore(), budget_usd=1.0)
+    for local in ("transformers", "vllm", "released"):  # local backends are free unless priced
+        capped = CachedLLM(CountingBackend(backend=local), MemoryCallStore(), budget_usd=0.0)
+        assert capped.generate(["p"], PARAMS)[0].text == fake_text("p", PARAMS)
     CachedLLM(CountingBackend(price=Price()), MemoryCallStore(), budget_usd=0.0).generate(["free"], PARAMS)
 
 
@@ -208,7 +233,7 @@ def test_plan_counts_without_calling():
     cached = CachedLLM(backend, store)
     cached.generate(ps[:2], PARAMS)
     n = backend.count()
-    plan = cached.plan(ps + [ps[4]], PARAMS, )
+    plan = cached.plan(ps + [ps[4]], PARAMS)
     assert backend.count() == n
     assert (plan.prompts, plan.unique, plan.hits, plan.misses) == (6, 5, 2, 3)
     est_in = sum(-(-len(p) // 4) for p in ps[2:])
@@ -221,7 +246,7 @@ def test_plan_counts_without_calling():
 def test_unreadable_records_are_called_again():
     backend, store = CountingBackend(), MemoryCallStore()
     key = call_key(backend.identity(), GENERATE, "p", PARAMS.as_dict())
-    store.put(key, {"op": GENERATE, "text": None})
+    store.put(key, {"operation": GENERATE, "text": None})
     out = CachedLLM(backend, store).generate(["p"], PARAMS)
     assert backend.count() == 1 and out[0].text == fake_text("p", PARAMS)
 
@@ -231,7 +256,9 @@ def test_cached_llm_is_a_backend():
 
     cached = CachedLLM(CountingBackend(), MemoryCallStore())
     assert isinstance(cached, LLMBackend)
-    assert cached.identity() == LLMIdentity(backend="fake", model_id="fake-model", revision="r1", dtype="float32")
+    assert cached.identity() == LLMIdentity(
+        backend="fake", model_id="fake-model", revision="r1", dtype="float32"
+    )
 
 
 # -- SIGKILL halfway, then resume ---------------------------------------------------------------------------------
@@ -309,4 +336,5 @@ def test_sigkill_halfway_then_resume(tmp_path):
     straight = json.loads((tmp_path / "straight.json").read_text())
     assert resumed == straight and len(straight) == n
     assert len(read_call_log(tmp_path / "straight.log")) == n
-    print(f"saved before kill: {len(saved)}/{n}; lost in flight: {len(in_flight_lost)}; asked on resume: {len(second_calls)}")
+    lost, asked = len(in_flight_lost), len(second_calls)
+    print(f"saved before kill: {len(saved)}/{n}; lost in flight: {lost}; asked on resume: {asked}")

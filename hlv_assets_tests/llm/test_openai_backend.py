@@ -202,11 +202,11 @@ def test_missing_key_names_the_variable_not_a_value(server, monkeypatch):
     monkeypatch.delenv("HLV_TEST_UNSET_KEY", raising=False)
     backend = make_backend(server, api_key_env="HLV_TEST_UNSET_KEY")
     assert backend.identity().model_id == "fake-gpt"  # identity and plan need no key
-    with pytest.raises(PartialBatchError) as info:
+    with pytest.raises(MissingAPIKey, match="HLV_TEST_UNSET_KEY"):
         backend.generate(["q"])
-    assert "HLV_TEST_UNSET_KEY" in str(info.value)
     with pytest.raises(MissingAPIKey):
-        backend._api_key()
+        backend.label_logits(["q"])
+    assert server.attempts["q"] == 0  # nothing was sent
 
 
 def test_no_key_for_local_servers(server):
@@ -234,3 +234,8 @@ def test_bad_configuration_is_refused():
         OpenAIBackend("m", max_concurrency=0)
     assert issubclass(MissingAPIKey, OpenAIError)
     assert OpenAIBackend("gpt-4o").price == Price(2.50, 10.00)
+    unknown = OpenAIBackend("some-local-model", api_key_env=None)
+    assert unknown.price is None
+    with pytest.raises(ValueError, match="needs a price"):
+        CachedLLM(unknown, MemoryCallStore(), budget_usd=5.0)
+    CachedLLM(OpenAIBackend("some-local-model", price=Price()), MemoryCallStore(), budget_usd=5.0)

@@ -103,17 +103,22 @@ class FakeEngine:
 
 def make(sp_cls=NewSamplingParams, **kw) -> tuple[VLLMBackend, FakeEngine]:
     engine = FakeEngine()
-    return VLLMBackend("org/model", revision="abc123", dtype="bfloat16", engine=engine, sampling_params_cls=sp_cls, **kw), engine
+    return VLLMBackend(
+        "org/model", revision="abc123", dtype="bfloat16", engine=engine, sampling_params_cls=sp_cls, **kw
+    ), engine
 
 
 def test_generate_applies_chat_template_once_and_maps_params():
     backend, engine = make()
     assert isinstance(backend, LLMBackend)
-    out = backend.generate(["hello", "world!"], GenerationParams(max_new_tokens=7, temperature=0.0, top_p=0.9, seed=3))
+    out = backend.generate(
+        ["hello", "world!"], GenerationParams(max_new_tokens=7, temperature=0.0, top_p=0.9, seed=3)
+    )
     prompts, sp = engine.calls[0]
     assert (sp.max_tokens, sp.temperature, sp.top_p, sp.seed) == (7, 0.0, 0.9, 3)
     expected = FakeTokenizer().encode("\x02user\nhello\x03\x02assistant\n", add_special_tokens=False)
-    assert prompts[0]["prompt_token_ids"] == expected and expected[0] != BOS  # the template's text, no extra BOS
+    # The template's text, tokenized without special tokens: no second BOS.
+    assert prompts[0]["prompt_token_ids"] == expected and expected[0] != BOS
     assert [g.prompt_tokens for g in out] == [len(expected), len(expected) + 1]
     assert [g.completion_tokens for g in out] == [7, 7]
     assert out[0].text.startswith(f"gen{len(expected)}-")
@@ -132,7 +137,7 @@ def test_label_logits_with_logprob_token_ids_is_exact():
     scores = backend.label_logits(["plain", "rare C!"], ("A", "B", "C"))
     sp = engine.calls[0][1]
     assert sp.max_tokens == 1 and sp.temperature == 0.0 and sp.logprob_token_ids == [65, 66, 67]
-    for s, prompt in zip(scores, ["plain", "rare C!"]):
+    for s, prompt in zip(scores, ["plain", "rare C!"], strict=True):
         ids = engine.calls[0][0][["plain", "rare C!"].index(prompt)]["prompt_token_ids"]
         dist = fake_distribution(ids)
         assert s.kind == "logprobs" and s.letters == ("A", "B", "C") and s.token_ids == [65, 66, 67]
@@ -189,11 +194,17 @@ def test_engine_is_built_lazily_with_prefix_caching_and_tensor_parallelism(monke
     fake_vllm.SamplingParams = NewSamplingParams
     monkeypatch.setitem(sys.modules, "vllm", fake_vllm)
 
-    backend = VLLMBackend("meta-llama/Meta-Llama-3-70B-Instruct", dtype="bfloat16", tensor_parallel_size=2, revision="r")
+    backend = VLLMBackend(
+        "meta-llama/Meta-Llama-3-70B-Instruct", dtype="bfloat16", tensor_parallel_size=2, revision="r"
+    )
     assert built == {}  # nothing built at construction
     backend.generate(["x"], GenerationParams(max_new_tokens=3))
     assert built["enable_prefix_caching"] is True and built["tensor_parallel_size"] == 2
-    assert (built["model"], built["dtype"], built["revision"]) == ("meta-llama/Meta-Llama-3-70B-Instruct", "bfloat16", "r")
+    assert (built["model"], built["dtype"], built["revision"]) == (
+        "meta-llama/Meta-Llama-3-70B-Instruct",
+        "bfloat16",
+        "r",
+    )
     assert "logprobs_mode" not in built  # the default is not passed (older vLLM lacks the argument)
     assert backend.identity().backend == "vllm" and backend.identity().dtype == "bfloat16"
 

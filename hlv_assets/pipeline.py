@@ -1,0 +1,63 @@
+"""The main job of each profile as an ordered list of steps, and the registry → partitions sync."""
+
+from __future__ import annotations
+
+from hlv_assets.lib.profiles import get_profile
+from hlv_assets.runner import Step
+
+RAW_ASSETS = ("chaosnli_mnli", "varierr_nli", "hlv_items", "chaos_dev", "chaos_test", "anli_test",
+              "released_generations")
+BASELINES = ("chaosnli", "varierr", "mnli", "mnli-onehot", "uniform")
+EMBEDDED = "smollm2-135m"
+RELEASED = ("llama3", "gpt4o", "mixtral")
+
+
+def sync_registry(engine=None) -> list[str]:
+    """YAML defaults into the store (missing slugs only); returns the active slugs."""
+    from hlv_assets.llm.registry import load_default_specs
+    from hlv_assets.store import registry
+    from hlv_assets.store.db import get_engine
+
+    engine = engine or get_engine()
+    registry.sync_defaults(engine, [s.to_dict() for s in load_default_specs()])
+    return [e.slug for e in registry.entries(engine, active_only=True)]
+
+
+def sync_partitions(instance, engine=None) -> list[str]:
+    """Active LLMs become `llm` partitions; `none` and `human` always exist as explanation sources.
+    Retired LLMs keep their partitions and results (they are never deleted)."""
+    from hlv_assets.defs.partitions import BUILTIN_SOURCES, explanation_partitions, llm_partitions
+
+    active = sync_registry(engine)
+    have = set(instance.get_dynamic_partitions(llm_partitions.name))
+    new = [s for s in active if s not in have]
+    if new:
+        instance.add_dynamic_partitions(llm_partitions.name, new)
+    have = set(instance.get_dynamic_partitions(explanation_partitions.name))
+    missing = [s for s in BUILTIN_SOURCES if s not in have]
+    if missing:
+        instance.add_dynamic_partitions(explanation_partitions.name, missing)
+    return new
+
+
+def main_steps(instance, profile_name: str | None = None) -> list[Step]:
+    """What `make run` materializes: raw data, baselines and their table, the released and embedded
+    generators' explanation sets, the embedded judge's MJDs on the profile's sources, fine-tunes, analyses."""
+    profile = get_profile(profile_name)
+    steps = [Step(a) for a in RAW_ASSETS]
+    steps += [Step("baseline_distributions", b) for b in BASELINES]
+    steps.append(Step("distribution_comparison"))
+    generators = [g for g in profile.main_sources if "." in g]
+    steps += [Step("llm_generations", g) for g in sorted({s.split(".")[0] for s in generators} | {EMBEDDED})]
+    sources = list(profile.main_sources) + [f"{EMBEDDED}.lf-first"]
+    steps += [Step("explanation_sets", s) for s in sources]
+    steps += [Step("mjd", f"{EMBEDDED}/{s}") for s in sources]
+    steps += [Step("mjd_comparison", f"{EMBEDDED}/{s}") for s in sources]
+    return steps
+
+
+def dry_run(steps: list[Step], instance) -> str:
+    """The LLM calls a run would make (cache misses), with estimated tokens and cost; nothing is called."""
+    from hlv_assets.dry_run import plan_steps
+
+    return plan_steps(steps, instance)
