@@ -1,13 +1,26 @@
-"""Shared fixtures: the real data pack, an isolated output folder."""
+"""Shared fixtures: the real data pack, an isolated output folder, the `tiny` profile, one materialized graph.
+
+Before anything of the package is imported, the session runs under HLV_PROFILE=tiny with HLV_HOME in a
+temporary folder (so tests never touch data/), while converted models stay in data/models (converted once).
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from hlv_assets.lib.paths import REPO_ROOT
+_REPO = Path(__file__).resolve().parents[1]
+os.environ["HLV_PROFILE"] = "tiny"
+os.environ.setdefault("HLV_MODELS_DIR", str(_REPO / "data" / "models"))
+os.environ["HLV_HOME"] = tempfile.mkdtemp(prefix="hlv-test-")
+os.environ.pop("HLV_DB_URL", None)
+os.environ.pop("DAGSTER_HOME", None)
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+from hlv_assets.lib.paths import REPO_ROOT  # noqa: E402
 
 
 def _data_dir() -> Path:
@@ -21,3 +34,20 @@ def data_dir() -> Path:
     if not (path / "manifest.json").exists():
         raise RuntimeError(f"the data pack is missing at {path}: set HLV_DATA_DIR")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_graph(data_dir):
+    """The main job of the tiny profile, materialized once per session in an ephemeral Dagster instance
+    (results store: SQLite under the session's HLV_HOME). Yields (instance, defs)."""
+    import dagster as dg
+
+    from hlv_assets.pipeline import main_steps, sync_partitions
+    from hlv_assets.runner import load_definitions, run_steps
+
+    instance = dg.DagsterInstance.ephemeral()
+    defs = load_definitions()
+    sync_partitions(instance)
+    report = run_steps(main_steps(instance, "tiny"), instance=instance, defs=defs, raise_on_error=True)
+    assert all(ok for _, ok, _ in report)
+    return instance, defs

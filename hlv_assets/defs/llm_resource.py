@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import dagster as dg
+from pydantic import Field
 
 from hlv_assets.lib.profiles import get_profile
 
 _BACKENDS: dict[str, object] = {}
+
+
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name)
+    return float(value) if value else None
+
 _LOCK = threading.Lock()
 
 
 class LLMResource(dg.ConfigurableResource):
     """Builds each registered LLM once per process; every call goes through the call cache in the store.
 
-    `budget_usd` caps what one asset partition may spend (None: no cap); paid backends need a price in their
-    registry entry for the cap to apply.
+    `budget_usd` (default `HLV_BUDGET_USD`) caps what one asset partition may spend (None: no cap); a run
+    stops before it would pass the cap. Paid backends need a price in their registry entry for the cap.
     """
 
-    budget_usd: float | None = None
+    budget_usd: float | None = Field(default_factory=lambda: _env_float("HLV_BUDGET_USD"))
     db_url: str | None = None
 
     def _engine(self):

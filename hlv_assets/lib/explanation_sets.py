@@ -46,7 +46,7 @@ def generation_rows(items: pd.DataFrame, llm, spec, *, max_new_tokens: int) -> p
     )
     rows = []
     for (index, uid, lab), prompt, gen in zip(meta, prompts, generations, strict=True):
-        parsed = parse_explanations(gen.text, options)
+        parsed = parse_explanations(gen.text, options, complete=gen.finish_reason != "length")
         rows.append(
             {
                 "item_index": int(index),

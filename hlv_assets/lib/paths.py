@@ -14,4 +14,5 @@ def output_dir() -> Path:
 
 
 def models_dir() -> Path:
-    return output_dir() / "models"
+    """Converted models: `HLV_MODELS_DIR`, else `<output_dir>/models` (kept across runs: converted once)."""
+    return Path(os.environ.get("HLV_MODELS_DIR") or output_dir() / "models")

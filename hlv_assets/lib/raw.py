@@ -36,7 +36,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             except json.JSONDecodeError as exc:
                 raise DataFormatError(
                     path, lineno, "<json>", f"malformed JSON ({exc.msg} at column {exc.colno})"
-                )
+                ) from None
             if not isinstance(obj, dict):
                 raise DataFormatError(path, lineno, "<json>", f"expected an object, got {type(obj).__name__}")
             yield lineno, obj

@@ -38,6 +38,8 @@ class Generation:
     latency_s: float = 0.0
     cost_usd: float = 0.0
     cached: bool = False
+    #: "stop" (ended by itself), "length" (cut at max_new_tokens) or None (unknown); parsing uses it
+    finish_reason: str | None = None
 
 
 @dataclass

@@ -126,6 +126,7 @@ def generation_from_record(record: dict) -> Generation:
         latency_s=float(record.get("latency_s", 0.0)),
         cost_usd=float(record.get("cost_usd", 0.0)),
         cached=True,
+        finish_reason=record.get("finish_reason"),
     )
 
 

@@ -402,15 +402,16 @@ class OpenAIBackend:
         if params.seed is not None:
             body["seed"] = params.seed
 
-        def parse(data: dict) -> tuple[str, int, int]:
+        def parse(data: dict) -> tuple[str, str | None, int, int]:
             text = data["choices"][0]["message"]["content"]
             if not isinstance(text, str):
                 raise TypeError("message content is not a string")
-            return (text, *self._usage(data))
+            return (text, data["choices"][0].get("finish_reason"), *self._usage(data))
 
-        (text, pt, ct), latency = self._request(body, parse)
+        (text, reason, pt, ct), latency = self._request(body, parse)
         cost = self._record_usage(pt, ct)
-        return Generation(text=text, prompt_tokens=pt, completion_tokens=ct, latency_s=latency, cost_usd=cost)
+        return Generation(text=text, prompt_tokens=pt, completion_tokens=ct, latency_s=latency, cost_usd=cost,
+                          finish_reason=reason)
 
     def _label_one(self, prompt: str, letters: tuple[str, ...]) -> LabelScores:
         body = {

@@ -57,6 +57,7 @@ class ReleasedBackend:
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self._answers: dict[str, str] | None = None
         self._where: dict[str, tuple[int, str]] = {}
+        self._complete: dict[str, bool | None] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -82,6 +83,7 @@ class ReleasedBackend:
                     if prompt in answers:
                         raise ValueError(f"two items share the generation prompt of item {row['item_index']}")
                     answers[prompt] = row["answer"]
+                    self._complete[prompt] = row["complete"]
                     where[prompt] = (row["item_index"], row["label"])
                 self._answers, self._where = answers, where
             return self._answers
@@ -107,7 +109,9 @@ class ReleasedBackend:
         for prompt in prompts:
             if prompt not in answers:
                 raise self._unknown(prompt)
-            out.append(Generation(text=answers[prompt]))
+            complete = self._complete.get(prompt)
+            reason = None if complete is None else ("stop" if complete else "length")
+            out.append(Generation(text=answers[prompt], finish_reason=reason))
         return out
 
     def label_logits(

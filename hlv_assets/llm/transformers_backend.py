@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -155,6 +156,19 @@ def _fingerprint_dir(path: Path, gguf_file: str | None) -> str:
                 fh.seek(size - _FINGERPRINT_BYTES)
                 digest.update(fh.read())
     return "local-" + digest.hexdigest()[:16]
+
+
+def _chat_template_in_dir(path: Path) -> str | None:
+    """The chat template saved with a local tokenizer ("" when it has none), read without loading it; None
+    when the folder does not say (a GGUF checkpoint: the tokenizer must be loaded)."""
+    jinja = path / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text()
+    config = path / "tokenizer_config.json"
+    if config.is_file():
+        template = json.loads(config.read_text()).get("chat_template") or ""
+        return template if isinstance(template, str) else json.dumps(template, sort_keys=True)
+    return None
 
 
 class TransformersBackend:
@@ -321,7 +335,10 @@ class TransformersBackend:
             extra: dict[str, Any] = {}
             if self.gguf_file:
                 extra["gguf_file"] = self.gguf_file
-            template = getattr(self._tokenizer if self._model is not None else self.tokenizer, "chat_template", None)
+            template = _chat_template_in_dir(path) if path.is_dir() and self._model is None else None
+            if template is None:
+                tokenizer = self._tokenizer if self._model is not None else self.tokenizer
+                template = getattr(tokenizer, "chat_template", None) or ""
             extra["chat_template"] = hashlib.sha256(template.encode()).hexdigest()[:16] if template else "none"
             self._identity = LLMIdentity(
                 backend="transformers", model_id=model_id, revision=revision, dtype=self.dtype, extra=extra

@@ -182,6 +182,7 @@ class VLLMBackend:
                 prompt_tokens=len(out.prompt_token_ids),
                 completion_tokens=len(out.outputs[0].token_ids),
                 latency_s=per_prompt,
+                finish_reason=getattr(out.outputs[0], "finish_reason", None),
             )
             for out in outputs
         ]

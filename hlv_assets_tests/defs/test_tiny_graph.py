@@ -1,0 +1,67 @@
+"""The whole main job of the tiny profile in an ephemeral instance: tables, lineage, gates, paid-once."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from hlv_assets.defs.partitions import judgment_key
+from hlv_assets.defs.resources_defs import default_resources
+from hlv_assets.store.db import get_engine
+from hlv_assets.store.results import ResultStore, SqlCallStore
+from hlv_assets.tables import table_records
+
+
+@pytest.fixture(scope="module")
+def store(tiny_graph):
+    return ResultStore(get_engine())
+
+
+def test_comparison_table_has_baselines_and_mjd_rows(store):
+    rows = table_records(store, "distribution-comparison", "tiny")
+    full = {r["source"]: r for r in rows if r["n"] == 341}
+    assert set(full) == {"chaosnli", "varierr", "mnli", "mnli-onehot", "uniform"}
+    assert round(full["varierr"]["kl"], 5) == 3.60366 and round(full["mnli"]["tvd"], 5) == 0.21472
+    mjd = [r for r in rows if r["source"] == "mjd"]
+    assert {r["explanations"] for r in mjd} >= {"none", "human", "llama3.varierr-lg-first"}
+    for r in mjd:  # every MJD row has baselines on exactly its items
+        same_items = {x["source"] for x in rows if x["items_sha256"] == r["items_sha256"] and x["source"] != "mjd"}
+        assert same_items == {"chaosnli", "varierr", "mnli", "mnli-onehot", "uniform"}
+        assert r["llm"] == "smollm2-135m" and r["conversion"] in ("softmax", "normalize") and r["n"] == 4
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids))
+
+
+def test_rows_carry_lineage(store, tiny_graph):
+    instance, _ = tiny_graph
+    for row in store.current_rows("distribution_comparison", "tiny"):
+        assert row.run_id and instance.get_run_by_id(row.run_id) is not None
+        assert row.code_version.endswith("+tiny") and row.inputs_sha256 and row.created_at
+
+
+def test_rerun_of_a_judgment_makes_no_llm_call(tiny_graph, store):
+    instance, defs = tiny_graph
+    calls_before = SqlCallStore(get_engine()).count()
+    result = dg.materialize(list(defs.assets), selection="mjd", instance=instance, resources=default_resources(),
+                            partition_key=judgment_key("smollm2-135m", "human"))
+    meta = result.asset_materializations_for_node("mjd")[0].metadata
+    assert meta["llm_calls"].value == 0 and meta["cache_hits"].value > 0
+    assert SqlCallStore(get_engine()).count() == calls_before
+
+
+def test_a_failing_blocking_check_stops_downstream_in_the_same_run(tiny_graph, monkeypatch):
+    instance, defs = tiny_graph
+    import hlv_assets.defs.judgments.assets as judgments
+
+    def broken(records, temperature=20.0):
+        frame = pd.DataFrame({"uid": ["x", "y"], "conversion": "softmax", "p_e": [0.5, 0.2],
+                              "p_n": [0.3, 0.3], "p_c": [0.18, 0.5]})  # first row sums to 0.98
+        return frame, {}
+
+    monkeypatch.setattr(judgments, "mjd_frames", broken)
+    result = dg.materialize(list(defs.assets), selection="mjd*", instance=instance, resources=default_resources(),
+                            partition_key=judgment_key("smollm2-135m", "none"), raise_on_error=False)
+    assert not result.success
+    checks = [e for e in result.get_asset_check_evaluations() if e.check_name == "distribution_suite"]
+    assert checks and not checks[0].passed
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "mjd_comparison" not in done
