@@ -28,7 +28,12 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-BERT_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
+BERT_BASE = {
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+}
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -84,7 +89,9 @@ def main() -> int:
     started = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="CPU smoke test: tiny BERT, few steps")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per run (default 200; tiny 6)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="training steps per run (default 200; tiny 6)"
+    )
     parser.add_argument("--batch-sizes", default=None, help="comma-separated (default 4,32; tiny 4)")
     parser.add_argument("--eval-every", type=int, default=None, help="default 100 (tiny 3)")
     parser.add_argument("--n-dev", type=int, default=None, help="dev/test items (default 1024; tiny 16)")
@@ -118,7 +125,9 @@ def main() -> int:
         dev_path = write_jsonl(synthetic_items(n_dev, vocab_size, seed=1), tmp / "dev.jsonl")
         test_path = write_jsonl(synthetic_items(n_dev, vocab_size, seed=2), tmp / "test.jsonl")
         for bs in batch_sizes:
-            train_path = write_jsonl(synthetic_items(steps * bs, vocab_size, seed=bs), tmp / f"train{bs}.jsonl")
+            train_path = write_jsonl(
+                synthetic_items(steps * bs, vocab_size, seed=bs), tmp / f"train{bs}.jsonl"
+            )
             config = FinetuneConfig(
                 train_path=str(train_path),
                 dev_path=str(dev_path),

@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a stored asset out")
     p.add_argument("asset")
     p.add_argument("--partition")
-    p.add_argument("--format", default="jsonl", choices=["jsonl", "csv", "parquet", "json"])
+    p.add_argument("--format", default="jsonl", choices=["jsonl", "csv", "parquet", "json", "chaosnli"],
+                   help="chaosnli: a fine-tune's test predictions in the ChaosNLI leaderboard format")
     p.add_argument("-o", "--output", help="file (default: standard output for jsonl/csv/json)")
     p.add_argument("--profile", default=None)
     p.set_defaults(func=cmd_export)

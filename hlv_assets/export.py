@@ -56,7 +56,40 @@ def records(frame: pd.DataFrame) -> list[dict]:
     return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
+def chaosnli_predictions(asset: str, partition: str | None, profile: str | None = None, split: str = "test") -> dict:
+    """A fine-tune's ChaosNLI predictions in the leaderboard's format: {model: {uid: {uid,
+    predicted_probabilities [E, N, C], predicted_label}}}, for the official ChaosNLI scorer."""
+    from hlv_assets.lib.nli import WORDS
+
+    stem = (resolve_partition(asset, partition) or "").replace("/", "_")
+    if partition and ("/" in partition or "|" in partition):
+        from hlv_assets.defs.partitions import parse_partition
+
+        key = parse_partition(partition)
+        stem = f"{key.keys_by_dimension['explanations']}__{key.keys_by_dimension['llm']}"
+    encoder = asset.removeprefix("finetune_").removesuffix("_baseline")
+    base = output_dir() / "checkpoints" / (profile or current_profile_name()) / encoder / stem
+    seeds = sorted(base.glob("seed*/predictions.json"))
+    if not seeds:
+        raise SystemExit(f"no predictions for {asset}[{partition}] under {base}: materialize it first")
+    out = {}
+    for path in seeds:
+        preds = json.loads(path.read_text())
+        name = f"{asset}[{partition}]/{path.parent.name}"
+        out[name] = {r["uid"]: {"uid": r["uid"], "predicted_probabilities": r["probs"],
+                                "predicted_label": WORDS[max(range(3), key=lambda i: r["probs"][i])]}
+                     for r in preds[split]}
+    return out
+
+
 def export_asset(asset: str, partition: str | None, fmt: str, output: str | None, profile: str | None = None):
+    if fmt == "chaosnli":
+        text = json.dumps(chaosnli_predictions(asset, partition, profile), indent=1)
+        if output:
+            Path(output).write_text(text, encoding="utf-8")
+            return output
+        sys.stdout.write(text + "\n")
+        return None
     frame = pd.read_parquet(asset_path(asset, partition, profile))
     if asset == "explanation_sets":
         frame = frame[["uid", "premise", "hypothesis", "explanations"]]

@@ -53,6 +53,8 @@ def main_steps(instance, profile_name: str | None = None) -> list[Step]:
     steps += [Step("explanation_sets", s) for s in sources]
     steps += [Step("mjd", f"{EMBEDDED}/{s}") for s in sources]
     steps += [Step("mjd_comparison", f"{EMBEDDED}/{s}") for s in sources]
+    steps += [Step("finetune_minilm_reference"), Step("finetune_minilm_baseline", "chaosnli"),
+              Step("finetune_minilm", f"{EMBEDDED}/{profile.main_sources[-1]}")]
     return steps
 
 

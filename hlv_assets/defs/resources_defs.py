@@ -6,6 +6,7 @@ import dagster as dg
 
 from hlv_assets.defs.llm_resource import LLMResource
 from hlv_assets.defs.resources import DataSourceResource, HLVSettings, ParquetIOManager, ResultStoreResource
+from hlv_assets.defs.training.launch import TrainingLauncher
 
 
 def default_resources() -> dict:
@@ -15,6 +16,7 @@ def default_resources() -> dict:
         "results": ResultStoreResource(),
         "io_manager": ParquetIOManager(),
         "llms": LLMResource(),
+        "trainer": TrainingLauncher(),
     }
 
 

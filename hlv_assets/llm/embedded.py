@@ -62,7 +62,11 @@ def smollm2_dir() -> Path:
 
 
 def is_converted(path: Path) -> bool:
-    return (path / MARKER).is_file() and (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    return (
+        (path / MARKER).is_file()
+        and (path / "config.json").is_file()
+        and (path / "model.safetensors").is_file()
+    )
 
 
 def _sha256(path: Path) -> str:

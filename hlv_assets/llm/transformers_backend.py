@@ -339,7 +339,9 @@ class TransformersBackend:
             if template is None:
                 tokenizer = self._tokenizer if self._model is not None else self.tokenizer
                 template = getattr(tokenizer, "chat_template", None) or ""
-            extra["chat_template"] = hashlib.sha256(template.encode()).hexdigest()[:16] if template else "none"
+            extra["chat_template"] = (
+                hashlib.sha256(template.encode()).hexdigest()[:16] if template else "none"
+            )
             self._identity = LLMIdentity(
                 backend="transformers", model_id=model_id, revision=revision, dtype=self.dtype, extra=extra
             )
@@ -402,10 +404,14 @@ class TransformersBackend:
             else:
                 alone = tok(letter, add_special_tokens=False)["input_ids"]
                 if len(alone) != 1:
-                    raise LetterTokenError(f"letter {letter!r} is {len(alone)} tokens for this tokenizer: {alone}")
+                    raise LetterTokenError(
+                        f"letter {letter!r} is {len(alone)} tokens for this tokenizer: {alone}"
+                    )
                 token = alone[0]
             if tok.decode([token]).strip() != letter:
-                raise LetterTokenError(f"letter {letter!r} resolved to token {token} = {tok.decode([token])!r}")
+                raise LetterTokenError(
+                    f"letter {letter!r} resolved to token {token} = {tok.decode([token])!r}"
+                )
             ids.append(int(token))
         if len(set(ids)) != len(ids):
             raise LetterTokenError(f"letters {letters} share token ids {ids}")
@@ -464,13 +470,20 @@ class TransformersBackend:
         kv = []
         for layer in cache.layers:
             if type(layer).__name__ != "DynamicLayer" or getattr(layer, "keys", None) is None:
-                raise RuntimeError(f"prefix reuse needs full-attention cache layers, got {type(layer).__name__}")
+                raise RuntimeError(
+                    f"prefix reuse needs full-attention cache layers, got {type(layer).__name__}"
+                )
             kv.append((layer.keys, layer.values))
         lengths = torch.tensor([len(p) for p in prefixes], dtype=torch.long, device=self.device)
         return kv, mask, lengths
 
     def _forward_suffixes(
-        self, kv: list[tuple[Any, Any]], prefix_mask: Any, prefix_lens: Any, rows: list[int], suffixes: list[list[int]]
+        self,
+        kv: list[tuple[Any, Any]],
+        prefix_mask: Any,
+        prefix_lens: Any,
+        rows: list[int],
+        suffixes: list[list[int]],
     ) -> Any:
         """Run the suffixes on copies of their prefixes' cache rows; last-position logits."""
         import torch
@@ -489,7 +502,9 @@ class TransformersBackend:
 
     # ---------------------------------------------------------------------------------- label logits
 
-    def label_logits(self, prompts: list[str], letters: tuple[str, ...] = DEFAULT_LETTERS) -> list[LabelScores]:
+    def label_logits(
+        self, prompts: list[str], letters: tuple[str, ...] = DEFAULT_LETTERS
+    ) -> list[LabelScores]:
         """Raw logits of `letters` at the first generated position of each prompt (one forward pass each)."""
         letter_ids = self.letter_token_ids(letters)
         return self.score_token_ids(self.encode(prompts), letter_ids, letters)
@@ -511,14 +526,21 @@ class TransformersBackend:
         model = self.model
         letter_index = torch.tensor(list(letter_ids), dtype=torch.long, device=model.device)
         results: list[LabelScores | None] = [None] * n
-        stats = {"prompts": n, "prompt_tokens": sum(len(s) for s in seqs), "forward_calls": 0, "tokens_run": 0}
+        stats = {
+            "prompts": n,
+            "prompt_tokens": sum(len(s) for s in seqs),
+            "forward_calls": 0,
+            "tokens_run": 0,
+        }
         started = time.perf_counter()
 
         def store(logits: Any, members: Sequence[int]) -> None:
             picked = logits.index_select(1, letter_index)
             total = torch.logsumexp(logits, dim=-1)  # NaN or inf anywhere in a row shows here
             if not (torch.isfinite(total).all() and torch.isfinite(picked).all()):
-                raise FloatingPointError("non-finite logits: check the padding and the attention implementation")
+                raise FloatingPointError(
+                    "non-finite logits: check the padding and the attention implementation"
+                )
             mass = torch.exp(torch.logsumexp(picked, dim=-1) - total)
             for row, k in enumerate(members):
                 results[k] = LabelScores(
@@ -535,7 +557,9 @@ class TransformersBackend:
             groups, singles = plan_prefix_groups(seqs, self.max_group, self.min_prefix_tokens)
         else:
             groups, singles = [], list(range(n))
-        stats.update(groups=len(groups), grouped_prompts=sum(len(g.members) for g in groups), singles=len(singles))
+        stats.update(
+            groups=len(groups), grouped_prompts=sum(len(g.members) for g in groups), singles=len(singles)
+        )
 
         with torch.inference_mode():
             singles.sort(key=lambda k: len(seqs[k]))
@@ -554,7 +578,9 @@ class TransformersBackend:
                 rows.sort(key=lambda r: len(seqs[r[1]]) - chunk[r[0]].prefix_len)
                 for sub in _chunks(rows, self.suffix_batch_size):
                     suffixes = [list(seqs[k][chunk[gi].prefix_len :]) for gi, k in sub]
-                    logits = self._forward_suffixes(kv, prefix_mask, prefix_lens, [gi for gi, _ in sub], suffixes)
+                    logits = self._forward_suffixes(
+                        kv, prefix_mask, prefix_lens, [gi for gi, _ in sub], suffixes
+                    )
                     store(logits, [k for _, k in sub])
                     stats["forward_calls"] += 1
                     stats["tokens_run"] += sum(len(s) for s in suffixes)
@@ -578,6 +604,8 @@ class TransformersBackend:
         seqs = self.encode(prompts)
         index = torch.tensor(letter_ids, dtype=torch.long, device=self.device)
         results = []
+        stats = {"prompts": len(seqs), "prompt_tokens": sum(len(s) for s in seqs), "generated_tokens": 0}
+        started = time.perf_counter()
         with torch.inference_mode():
             for batch in _chunks(seqs, batch_size):
                 ids, mask = self._left_pad(batch)
@@ -590,6 +618,7 @@ class TransformersBackend:
                     return_dict_in_generate=True,
                     pad_token_id=self._pad_id(),
                 )
+                stats["generated_tokens"] += len(batch) * len(out.scores)
                 step0 = out.scores[0].float()
                 picked = step0.index_select(1, index)
                 mass = torch.exp(torch.logsumexp(picked, dim=-1) - torch.logsumexp(step0, dim=-1))
@@ -604,6 +633,8 @@ class TransformersBackend:
                             prompt_tokens=len(seq),
                         )
                     )
+        stats["seconds"] = time.perf_counter() - started
+        self.last_stats = stats
         return results
 
     # -------------------------------------------------------------------------------------- generate
@@ -640,7 +671,9 @@ class TransformersBackend:
             for batch in _chunks(order, self.batch_size):
                 ids, mask = self._left_pad([seqs[k] for k in batch])
                 started = time.perf_counter()
-                out = self.model.generate(input_ids=ids, attention_mask=mask, pad_token_id=self._pad_id(), **kwargs)
+                out = self.model.generate(
+                    input_ids=ids, attention_mask=mask, pad_token_id=self._pad_id(), **kwargs
+                )
                 latency = time.perf_counter() - started
                 new_tokens = out[:, ids.shape[1] :].tolist()
                 for row, k in enumerate(batch):

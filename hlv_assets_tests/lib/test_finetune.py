@@ -319,3 +319,53 @@ def test_entry_point_subprocess(tiny_data, tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2
+
+
+def test_pipes_reporter_sends_progress_summary_and_materialization(monkeypatch):
+    from hlv_assets import train_entry
+
+    class FakePipes:
+        is_asset_step = True
+        asset_keys = ["finetune"]
+
+        def __init__(self):
+            self.lines, self.custom, self.materialized = [], [], []
+            self.log = type("Log", (), {"info": lambda _self, m: self.lines.append(m)})()
+
+        def report_custom_message(self, payload):
+            self.custom.append(payload)
+
+        def report_asset_materialization(self, metadata):
+            self.materialized.append(metadata)
+
+    pipes = FakePipes()
+    report = train_entry._pipes_reporter(pipes)
+    report({"event": "eval", "step": 2, "dev_macro_f1": 0.4})
+    report({"event": "done", "dev_macro_f1": 0.5, "peak_cuda_allocated_mb": None})
+    assert [json.loads(line)["event"] for line in pipes.lines] == ["eval", "done"]
+    assert pipes.custom == [{"dev_macro_f1": 0.5, "peak_cuda_allocated_mb": None}]
+    assert pipes.materialized == [{"dev_macro_f1": 0.5}]
+    monkeypatch.delenv("DAGSTER_PIPES_CONTEXT", raising=False)
+    assert not train_entry._pipes_present()
+
+
+def test_entry_point_under_dagster_pipes(tiny_data, tmp_path):
+    dg = pytest.importorskip("dagster")
+    config = tiny_config(tiny_data, max_steps=2, eval_every=2, test_path=None, anli_paths={})
+
+    @dg.asset
+    def finetuned(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
+        return pipes_subprocess_client.run(
+            command=[sys.executable, "-m", "hlv_assets.train_entry"],
+            context=context,
+            extras={"finetune_config": config.to_dict(), "out_dir": str(tmp_path / "out")},
+            env={"PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"},
+        ).get_materialize_result()
+
+    result = dg.materialize([finetuned], resources={"pipes_subprocess_client": dg.PipesSubprocessClient()})
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["total_steps"].value == 2
+    assert 0.0 <= metadata["dev_macro_f1"].value <= 1.0
+    assert (tmp_path / "out" / "metrics.json").is_file()

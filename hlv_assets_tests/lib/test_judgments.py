@@ -47,9 +47,8 @@ def test_explanation_prompts_plain_and_explicit():
     )
     assert got.startswith("Please carefully and fairly base your selection on the comments below")
     explicit = J.mjd_prompt("P.", "H.", (2, 1, 0), EXPLANATIONS[1:3], explicit=True)
-    assert "\nComment 1: ex two So I choose Neutral. \nComment 2: ex three  So I choose Contradiction. \nA. " in (
-        explicit
-    )
+    comments = "\nComment 1: ex two So I choose Neutral. \nComment 2: ex three  So I choose Contradiction. "
+    assert comments + "\nA. " in explicit
     assert explicit.endswith("\nA. Contradiction \nB. Neutral \nC. Entailment. \nAnswer:")
     with pytest.raises(ValueError, match="label"):
         J.mjd_prompt("P.", "H.", (0, 1, 2), ["no label"], explicit=True)
@@ -100,7 +99,9 @@ def test_prompt_grid_metadata():
     assert len(grid) == 24 * 6 and len({p.prompt for p in grid}) == 144
     assert grid[0].explanation_order == (0, 1, 2, 3) and grid[6].explanation_order == (0, 1, 3, 2)
     first = grid[7]
-    assert first.prompt == J.mjd_prompt("P.", "H.", first.option_order, [EXPLANATIONS[k] for k in (0, 1, 3, 2)])
+    assert first.prompt == J.mjd_prompt(
+        "P.", "H.", first.option_order, [EXPLANATIONS[k] for k in (0, 1, 3, 2)]
+    )
     sampled = J.prompt_grid("P.", "H.", EXPLANATIONS, orders=2, seed=0, explicit=True)
     assert len(sampled) == 12 and {p.variant for p in sampled} == {"explicit"}
     assert "So I choose" in sampled[0].prompt
@@ -131,7 +132,9 @@ def test_softmax():
     logits = [31.2, 32.5, 30.1]
     logz = 35.0
     assert J.softmax([x - logz for x in logits]) == pytest.approx(J.softmax(logits), abs=1e-15)
-    assert J.convert([x - logz for x in logits], "softmax", kind="logprobs") == pytest.approx(J.softmax(logits))
+    assert J.convert([x - logz for x in logits], "softmax", kind="logprobs") == pytest.approx(
+        J.softmax(logits)
+    )
     with pytest.raises(J.MissingScoreError, match="letter"):
         J.softmax([None, 1.0, 2.0])
     with pytest.raises(J.ConversionError):

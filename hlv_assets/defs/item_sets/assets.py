@@ -1,0 +1,339 @@
+"""Group `item_sets`: the chain of the 341 (generations, explanation sets, MJDs, comparison with the HJD) for
+item sets users register at run time with `hlv items add`.
+
+A set registered while the code location runs cannot get assets of its own, so one asset family serves
+every set and the set is part of the partition key (at most two dimensions):
+
+* `item_set` [item_sets]: the current version of set `<set>` from the store; writes its HJD and label
+  distribution, and (sets up to 2,000 items) their comparison rows; registers `none@<set>` (+ `human@<set>`).
+* `item_set_generations` [llm × item_set]: one call per (item, label) on the profile's first items; registers
+  the sources `<generator>.<rule>@<set>` the set supports (LF always, MNLI-LG from its own label counts).
+* `item_set_explanations` [item_set_sources = `<source>@<set>`]: `none`, `human` or `<generator>.<rule>`.
+* `item_set_mjd`, `item_set_comparison` [llm × explanations, keys `<judge>` × `<source>@<set>`]: MJDs on the
+  profile's first items and their rows in `distribution_comparison` against the set's HJD.
+
+`item_set_explanations` reads the items and generations from the store (no Dagster partition mapping turns
+`<source>@<set>` into `<set>`), as `explanation_sets` does for the 341's generations.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from hlv_assets.defs.checks import DISTRIBUTION_CHECK, distribution_check_result, distribution_check_spec
+from hlv_assets.defs.explanations.assets import GenerationConfig
+from hlv_assets.defs.judgments.assets import LETTER_MASS_CHECK, JudgeConfig
+from hlv_assets.defs.lineage import frame_metadata, frame_sha256, lineage, versioned
+from hlv_assets.defs.llm_resource import LLMResource
+from hlv_assets.defs.partitions import llm_partitions
+from hlv_assets.defs.resources import HLVSettings, ResultStoreResource
+from hlv_assets.lib import items_import as sets
+from hlv_assets.lib.comparison import baseline_rows, comparison_row
+from hlv_assets.lib.distributions import items_sha256
+from hlv_assets.lib.explanation_sets import (
+    GENERATIONS_VERSION,
+    SETS_VERSION,
+    build_explanation_set,
+    generation_items,
+    generation_rows,
+    split_source,
+    unparsed_share,
+)
+from hlv_assets.lib.mjd_run import (
+    MJD_VERSION,
+    JudgeOptions,
+    judge,
+    letter_mass_report,
+    mjd_frames,
+    raw_score_summary,
+)
+
+GROUP = "item_sets"
+ITEM_SET_VERSION = "item-set-v1"
+#: Comparison rows over a whole set only up to this size: D.Corr holds an N×N distance matrix.
+FULL_COMPARISON_MAX = 2000
+
+item_set_partitions = dg.DynamicPartitionsDefinition(name="item_sets")
+item_set_source_partitions = dg.DynamicPartitionsDefinition(name="item_set_sources")
+item_set_generation_partitions = dg.MultiPartitionsDefinition(
+    {"llm": llm_partitions, "item_set": item_set_partitions})
+# the dimension is named `explanations` like the 341's, so `hlv run --partition <judge>/<source>@<set>` works
+item_set_judgment_partitions = dg.MultiPartitionsDefinition(
+    {"llm": llm_partitions, "explanations": item_set_source_partitions})
+
+
+def _version(results: ResultStoreResource, name: str):
+    from hlv_assets.store import item_sets
+
+    version = item_sets.current(results.engine(), name)
+    if version is None:
+        raise dg.Failure(f"no item set {name!r} in the store: register it with `hlv items add {name} FILE`")
+    return version
+
+
+def _rules(version) -> list[str]:
+    info = version.info or {}
+    return sets.set_rules(has_counts=version.has_counts, max_label_total=int(info.get("max_label_total", 0)),
+                          has_explanations=version.has_explanations,
+                          max_explanations=int(info.get("max_explanations", 0)))
+
+
+def sync_item_set_partitions(instance, engine) -> list[str]:
+    """Registered sets become `item_sets` partitions with their built-in sources (`none@<set>`,
+    `human@<set>`); returns what was added. Sets are never removed (replaced versions stay as history)."""
+    from hlv_assets.store import item_sets
+
+    added = []
+    current = item_sets.versions(engine, current_only=True)
+    have = set(instance.get_dynamic_partitions(item_set_partitions.name))
+    new = [v.name for v in current if v.name not in have]
+    if new:
+        instance.add_dynamic_partitions(item_set_partitions.name, new)
+        added += new
+    have = set(instance.get_dynamic_partitions(item_set_source_partitions.name))
+    sources = [sets.source_key(s, v.name) for v in current for s in sets.builtin_sources(v.has_explanations)]
+    new = [s for s in sources if s not in have]
+    if new:
+        instance.add_dynamic_partitions(item_set_source_partitions.name, new)
+        added += new
+    return added
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def item_set_partitions_sensor(context: dg.SensorEvaluationContext, results: ResultStoreResource):
+    """Sets registered with `hlv items add` appear as `item_sets` partitions (and their `none`/`human`
+    sources) without a reload of the code location."""
+    added = sync_item_set_partitions(context.instance, results.engine())
+    return dg.SkipReason(f"added {added}" if added else "no new item sets")
+
+
+@dg.asset(
+    group_name=GROUP, partitions_def=item_set_partitions, kinds={"pandas"}, io_manager_key="io_manager",
+    code_version=versioned(ITEM_SET_VERSION),
+    check_specs=[distribution_check_spec("item_set", "GX distribution suite on the set's HJD (passes with no HJD)")],
+)
+def item_set(context: dg.AssetExecutionContext, settings: HLVSettings, results: ResultStoreResource):
+    """The current version of a registered item set: one row per item with its label counts, annotator labels,
+    HJD and explanations where the set has them. Stores the HJD and the label distribution for comparisons."""
+    name = context.partition_key
+    version = _version(results, name)
+    from hlv_assets.store import item_sets
+
+    engine = results.engine()
+    items = item_sets.load_items(engine, name)
+    store = results.store()
+    lin = lineage(context, version.content_sha256)
+    hjd = sets.hjd_frame(items)
+    table = None
+    if hjd is not None:
+        store.replace_distribution(hjd, asset_key="item_set:hjd", partition_key=name, profile=settings.profile,
+                                   item_set=name, lineage=lin)
+        baselines = sets.set_baselines(items)
+        if "labels" in baselines:
+            store.replace_distribution(baselines["labels"], asset_key="item_set:labels", partition_key=name,
+                                       profile=settings.profile, item_set=name, lineage=lin)
+        if len(items) <= FULL_COMPARISON_MAX:
+            rows = baseline_rows(hjd, baselines, profile=settings.profile, item_set=name)
+            store.replace_rows("distribution_comparison", rows, asset_key="item_set", partition_key=name,
+                               profile=settings.profile, lineage=lin)
+            table = pd.DataFrame([{"id": r["row_id"], **r["data"]} for r in rows])
+    sources = sets.builtin_sources(version.has_explanations)
+    context.instance.add_dynamic_partitions(item_set_source_partitions.name,
+                                            [sets.source_key(s, name) for s in sources])
+    metadata = frame_metadata(items, {"content_sha256": version.content_sha256})
+    metadata.update({
+        "version": version.version, "items": len(items), "has_counts": version.has_counts,
+        "has_hjd": version.has_hjd, "has_explanations": version.has_explanations,
+        "rules": dg.MetadataValue.json(_rules(version)), "source_file": str((version.info or {}).get("path")),
+    })
+    if table is not None:
+        metadata["comparison"] = dg.MetadataValue.md(
+            table[["id", "source", "n", "kl", "jsd", "tvd", "dcor"]].to_markdown(index=False, floatfmt=".4f"))
+    yield dg.Output(items, metadata=metadata, data_version=dg.DataVersion(version.content_sha256))
+    if hjd is None:
+        yield dg.AssetCheckResult(check_name=DISTRIBUTION_CHECK, passed=True, metadata={"note": "the set has no HJD"})
+    else:
+        yield distribution_check_result(hjd, len(items))
+
+
+@dg.asset(
+    group_name=GROUP, partitions_def=item_set_generation_partitions, kinds={"llm"}, io_manager_key="io_manager",
+    code_version=versioned(GENERATIONS_VERSION),
+    ins={"item_set": dg.AssetIn(partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
+        partition_dimension_name="item_set"))},
+)
+def item_set_generations(context: dg.AssetExecutionContext, config: GenerationConfig, item_set: pd.DataFrame,
+                         settings: HLVSettings, results: ResultStoreResource,
+                         llms: LLMResource) -> dg.Output[pd.DataFrame]:
+    """One generation call per (item, label) for a set's first items (the profile's `generation_items`), through
+    the call cache; registers the explanation sources `<generator>.<rule>@<set>` the set supports."""
+    keys = context.partition_key.keys_by_dimension
+    slug, name = keys["llm"], keys["item_set"]
+    profile = settings.get()
+    spec = llms.spec(slug)
+    if "generate" not in spec.capabilities:
+        raise dg.Failure(f"{slug} cannot generate (capabilities {sorted(spec.capabilities)})")
+    if spec.backend == "released":
+        raise dg.Failure(f"{slug} replays published text for the 341 items only: it cannot explain {name!r}")
+    version = _version(results, name)
+    items = generation_items(item_set, spec.backend, config.n_items or profile.generation_items)
+    llm = llms.cached(slug, settings.profile)
+    frame = generation_rows(items, llm, spec, max_new_tokens=profile.max_new_tokens)
+    share, bad = unparsed_share(frame)
+    if share > config.max_unparsed_share:
+        raise dg.Failure(
+            f"{len(bad)} of {len(frame)} answers could not be parsed ({share:.1%} > {config.max_unparsed_share:.1%})",
+            metadata={"unparsed": dg.MetadataValue.json(bad)},
+        )
+    results.store().replace_artifacts(
+        "generation", [(f"{r.uid}|{r.label}", {k: r[k] for k in ("item_index", "label", "answer", "parsed", "ok")})
+                       for _, r in frame.iterrows()],
+        asset_key="item_set_generations", partition_key=sets.source_key(slug, name), profile=settings.profile,
+        lineage=lineage(context, frame_sha256(items[["uid", "premise", "hypothesis"]])),
+    )
+    rules = _rules(version)
+    context.instance.add_dynamic_partitions(item_set_source_partitions.name,
+                                            [sets.source_key(f"{slug}.{r}", name) for r in rules])
+    counters = llm.counters.as_dict()
+    metadata = frame_metadata(frame.drop(columns=["parsed"]), {"item_set": version.content_sha256})
+    metadata.update({
+        "llm_calls": counters.get("misses", 0), "cache_hits": counters.get("hits", 0), "items": len(items),
+        "prompt_tokens": int(frame.prompt_tokens.sum()), "completion_tokens": int(frame.completion_tokens.sum()),
+        "cost_usd": float(frame.cost_usd.sum()), "unparsed": len(bad), "rules": dg.MetadataValue.json(rules),
+    })
+    return dg.Output(frame, metadata=metadata, data_version=dg.DataVersion(frame_sha256(frame)))
+
+
+@dg.asset(
+    group_name=GROUP, partitions_def=item_set_source_partitions, kinds={"pandas"}, io_manager_key="io_manager",
+    code_version=versioned(SETS_VERSION),
+)
+def item_set_explanations(context: dg.AssetExecutionContext, settings: HLVSettings,
+                          results: ResultStoreResource) -> dg.Output[pd.DataFrame]:
+    """The explanations a judge reads for one source of a set: `none`, `human` (the set's own) or
+    `<generator>.<rule>` (SPEC §2 selection over that generator's stored answers; MNLI-LG's k_l = the set's
+    label counts)."""
+    from hlv_assets.store import item_sets
+
+    source, name = sets.split_source_key(context.partition_key)
+    version = _version(results, name)
+    generator, rule = split_source(source)
+    if source == "human" and not version.has_explanations:
+        raise dg.Failure(f"item set {name!r} has no explanations of its own")
+    generations = None
+    if generator is not None:
+        if rule not in _rules(version):
+            raise dg.Failure(f"item set {name!r} does not support {rule!r}: it supports {_rules(version)}")
+        generations = results.store().artifacts("generation", sets.source_key(generator, name), settings.profile)
+        if not generations:
+            raise dg.Failure(f"no stored generations of {generator!r} for {name!r} (profile {settings.profile}): "
+                             f"materialize item_set_generations[{generator}|{name}] first")
+    items = sets.selection_frame(item_sets.load_items(results.engine(), name))
+    frame = build_explanation_set(items, source, generations)
+    metadata = frame_metadata(frame, {"item_set": version.content_sha256})
+    metadata["item_set_version"] = version.version
+    return dg.Output(frame, metadata=metadata, data_version=dg.DataVersion(frame_sha256(frame)))
+
+
+def _judgment_parts(context) -> tuple[str, str, str]:
+    keys = context.partition_key.keys_by_dimension
+    _, name = sets.split_source_key(keys["explanations"])
+    return keys["llm"], keys["explanations"], name
+
+
+@dg.asset(
+    group_name=GROUP, partitions_def=item_set_judgment_partitions, kinds={"transformers"}, pool="gpu",
+    io_manager_key="io_manager", code_version=versioned(MJD_VERSION),
+    ins={"item_set_explanations": dg.AssetIn(partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
+        partition_dimension_name="explanations"))},
+    check_specs=[
+        dg.AssetCheckSpec(DISTRIBUTION_CHECK, asset="item_set_mjd", blocking=True,
+                          description="GX distribution suite on every conversion's MJD"),
+        dg.AssetCheckSpec(LETTER_MASS_CHECK, asset="item_set_mjd", blocking=True,
+                          description="share of prompts with little probability on A/B/C stays under the limit"),
+    ],
+)
+def item_set_mjd(context: dg.AssetExecutionContext, config: JudgeConfig, item_set_explanations: pd.DataFrame,
+                 settings: HLVSettings, results: ResultStoreResource, llms: LLMResource):
+    """MJDs of a set's first items (the profile's `mjd_items`) with one judge and one explanation source, as
+    `mjd` computes them for the 341 (SPEC §3); raw per-prompt scores stored."""
+    judge_slug, key, name = _judgment_parts(context)
+    profile = settings.get()
+    spec = llms.spec(judge_slug)
+    if "label_logits" not in spec.capabilities:
+        raise dg.Failure(f"{judge_slug} exposes no label logits (capabilities {sorted(spec.capabilities)})")
+    n_items = config.n_items or profile.mjd_items
+    items = item_set_explanations if n_items is None else item_set_explanations.head(n_items)
+    orders = config.orders if config.orders is not None else profile.explanation_orders
+    options = JudgeOptions(orders="all" if not orders else orders, explicit=config.explicit,
+                           min_letter_mass=config.min_letter_mass, max_low_mass_share=config.max_low_mass_share)
+    llm = llms.cached(judge_slug, settings.profile)
+    _, records = judge(llm, items, options)
+    frame, refused = mjd_frames(records, options.temperature)
+    store = results.store()
+    lin = lineage(context, frame_sha256(items))
+    store.replace_artifacts("judgment", [(f"{r.item}|{i}", r.as_dict()) for i, r in enumerate(records)],
+                            asset_key="item_set_mjd", partition_key=context.partition_key, profile=settings.profile,
+                            lineage=lin)
+    for conversion, part in frame.groupby("conversion"):
+        store.replace_distribution(part, asset_key=f"item_set_mjd:{conversion}", partition_key=context.partition_key,
+                                   profile=settings.profile, item_set=name, lineage=lin)
+    mass = letter_mass_report(records, options)
+    counters = llm.counters.as_dict()
+    metadata = frame_metadata(frame, {"item_set_explanations": frame_sha256(items)})
+    metadata.update({
+        "judge": dg.MetadataValue.json(llm.identity().as_dict()), "items": len(items), "prompts": len(records),
+        "llm_calls": counters.get("misses", 0), "cache_hits": counters.get("hits", 0),
+        "refused_conversions": dg.MetadataValue.json(refused), "letter_mass": dg.MetadataValue.json(mass),
+        "raw_scores": dg.MetadataValue.json(raw_score_summary(records)),
+        "explanation_orders": str(options.orders), "items_sha256": items_sha256(items.uid),
+    })
+    yield dg.Output(frame, metadata=metadata, data_version=dg.DataVersion(frame_sha256(frame)))
+    expected = len(items) * frame.conversion.nunique() if len(frame) else len(items)
+    yield distribution_check_result(frame, expected)
+    yield dg.AssetCheckResult(check_name=LETTER_MASS_CHECK, passed=bool(mass["passed"]),
+                              metadata={k: v for k, v in mass.items() if v is not None})
+
+
+@dg.asset(
+    group_name=GROUP, partitions_def=item_set_judgment_partitions, kinds={"sqlmodel"},
+    code_version=versioned("item-set-comparison-v1"), deps=["item_set_mjd"],
+)
+def item_set_comparison(context: dg.AssetExecutionContext, settings: HLVSettings,
+                        results: ResultStoreResource) -> dg.MaterializeResult:
+    """The MJD rows of `distribution_comparison` for a set (one per conversion) against the set's HJD, with
+    the set's baselines (label distribution, uniform) on the same items. A set without an HJD has nothing to
+    compare: no rows, said so in the metadata."""
+    from hlv_assets.store import item_sets
+
+    judge_slug, key, name = _judgment_parts(context)
+    version = _version(results, name)
+    store = results.store()
+    if not version.has_hjd:
+        return dg.MaterializeResult(metadata={"rows": 0, "note": f"item set {name!r} has no HJD: nothing to compare"})
+    hjd = store.distribution("item_set:hjd", name, settings.profile)
+    if hjd.empty:
+        raise dg.Failure(f"no stored HJD of {name!r} (profile {settings.profile}): materialize item_set[{name}] first")
+    rows, uids = [], None
+    for conversion in ("normalize", "softmax"):
+        dist = store.distribution(f"item_set_mjd:{conversion}", context.partition_key, settings.profile)
+        if dist.empty:
+            continue
+        uids = list(dist.uid)
+        rows.append(comparison_row(hjd, dist, source="mjd", profile=settings.profile, llm=judge_slug,
+                                   explanations=key, conversion=conversion, item_set=name))
+    if not rows:
+        raise dg.Failure(f"no stored MJD for {judge_slug}/{key}: materialize item_set_mjd first")
+    lin = lineage(context, items_sha256(uids))
+    store.replace_rows("distribution_comparison", rows, asset_key="item_set_comparison",
+                       partition_key=context.partition_key, profile=settings.profile, lineage=lin)
+    items = item_sets.load_items(results.engine(), name)
+    subset = baseline_rows(hjd, sets.set_baselines(items, uids), profile=settings.profile, uids=uids, item_set=name)
+    store.replace_rows("distribution_comparison", subset, asset_key="item_set_comparison",
+                       partition_key=f"{name}:items={items_sha256(uids)[:16]}", profile=settings.profile, lineage=lin)
+    rows += subset
+    table = pd.DataFrame([{"id": r["row_id"], **r["data"]} for r in rows])
+    return dg.MaterializeResult(metadata={
+        "rows": len(rows), "n": len(uids), "item_set_version": version.version,
+        "table": dg.MetadataValue.md(table[["id", "source", "conversion", "n", "kl", "jsd", "tvd", "dcor"]]
+                                     .to_markdown(index=False, floatfmt=".4f")),
+    })

@@ -1,0 +1,180 @@
+"""Group `training`: soft-label fine-tunes per encoder (an asset factory: one asset per encoder, never a third
+partition dimension), on the five baselines and on every MJD, with their metric rows."""
+
+import os
+import shutil
+
+import dagster as dg
+import pandas as pd
+
+from hlv_assets.defs.lineage import lineage, versioned
+from hlv_assets.defs.partitions import baseline_partitions, judgment_partitions
+from hlv_assets.defs.resources import HLVSettings, ResultStoreResource
+from hlv_assets.defs.training.launch import TrainingLauncher
+from hlv_assets.lib.distributions import items_sha256
+from hlv_assets.lib.paths import output_dir
+from hlv_assets.lib.training_plan import (
+    ENCODERS,
+    TRAINING_VERSION,
+    EncoderSpec,
+    recipe,
+    seed_rows,
+    write_inputs,
+)
+from hlv_assets.store.results import make_row_id
+
+EVAL_INPUTS = ("hlv_items", "chaos_dev", "chaos_test", "anli_test")
+
+
+class FinetuneConfigOverrides(dg.Config):
+    conversion: str = "auto"  # MJD conversion to train on: auto (normalize where it exists, as published), softmax
+
+
+def _encoder_model(encoder: EncoderSpec) -> str:
+    if encoder.env is None:
+        return encoder.model
+    model = os.environ.get(encoder.env, "")
+    if not model:
+        raise dg.Failure(f"{encoder.family} fine-tunes start from an MNLI-fine-tuned checkpoint that you supply: "
+                         f"set {encoder.env} to its path or model id (paper profile; MNLI training takes hours on "
+                         "a GPU)")
+    return model
+
+
+def _train(context, encoder: EncoderSpec, dist: pd.DataFrame, key: dict, inputs: dict, settings, results,
+           trainer: TrainingLauncher, partition: str, dist_asset: str):
+    profile = settings.get()
+    spec = EncoderSpec(encoder.name, _encoder_model(encoder), encoder.family, encoder.env)
+    base = output_dir() / "checkpoints" / profile.name / encoder.name / partition.replace("|", "__").replace("/", "_")
+    per_seed = []
+    for seed in profile.finetune_seeds:
+        run_dir = base / f"seed{seed}"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        paths = write_inputs(run_dir / "inputs", inputs["hlv_items"], dist, inputs["chaos_dev"],
+                             inputs["chaos_test"], inputs["anli_test"], profile)
+        config = {**recipe(profile, spec, seed, tiny_encoder=profile.random_models), **paths,
+                  "run_name": f"{encoder.name}/{partition}/seed{seed}"}
+        metrics = trainer.run(context, config, run_dir)
+        ckpt = metrics.get("checkpoint", {})
+        per_seed.append({"seed": seed, "metrics": metrics,
+                         "checkpoint": {"path": ckpt.get("path"), "sha256": ckpt.get("model_sha256"),
+                                        "train_data_sha256": metrics["data_sha256"]["train"]}})
+    ft, ood = seed_rows(per_seed, key, encoder=spec)
+    ft.update(distribution_asset=dist_asset, distribution_partition=partition, n_train=len(dist))
+    ood.update(distribution_asset=dist_asset, distribution_partition=partition)
+    store = results.store()
+    natural = {**key, "encoder": encoder.family, "encoder_model": spec.model}
+    lin = lineage(context, items_sha256(dist.uid))
+    for table, data in (("finetune_comparison", ft), ("anli_ood", ood)):
+        store.replace_rows(table, [{"row_id": make_row_id(table, natural, profile.name),
+                                    "items_sha256": items_sha256(dist.uid), "data": data}],
+                           asset_key=context.asset_key.to_user_string(), partition_key=partition,
+                           profile=profile.name, lineage=lin)
+    m = per_seed[0]["metrics"]
+    return dg.MaterializeResult(metadata={
+        "encoder": spec.model, "seeds": len(per_seed), "n_train": len(dist),
+        "checkpoint": dg.MetadataValue.path(per_seed[0]["checkpoint"]["path"] or ""),
+        "model_sha256": per_seed[0]["checkpoint"]["sha256"] or "",
+        "train_data_sha256": per_seed[0]["checkpoint"]["train_data_sha256"],
+        "test_kl_published": ft["test_kl_published"], "test_weighted_f1": ft["test_weighted_f1"],
+        "anli": dg.MetadataValue.json({k: v for k, v in ood.items() if k.startswith("r")}),
+        "train_samples_per_s": m["throughput"].get("train_samples_per_s") or 0.0,
+        "eval_samples_per_s": m["throughput"].get("eval_samples_per_s") or 0.0,
+        "peak_rss_mb": float(m.get("memory", {}).get("peak_rss_mb") or 0.0),
+    })
+
+
+def _eval_ins():
+    return {name: dg.AssetIn(name) for name in EVAL_INPUTS}
+
+
+def finetune_assets(encoder: EncoderSpec) -> list[dg.AssetsDefinition]:
+    common = dict(group_name="training", kinds={"pytorch"}, pool="gpu", code_version=versioned(TRAINING_VERSION),
+                  automation_condition=dg.AutomationCondition.eager()
+                  & dg.AutomationCondition.all_deps_blocking_checks_passed())
+
+    @dg.asset(name=f"finetune_{encoder.name}_baseline", partitions_def=baseline_partitions, ins=_eval_ins(),
+              deps=["baseline_distributions"], **common)
+    def baseline_finetune(context: dg.AssetExecutionContext, settings: HLVSettings, results: ResultStoreResource,
+                          trainer: TrainingLauncher, hlv_items: pd.DataFrame, chaos_dev: pd.DataFrame,
+                          chaos_test: pd.DataFrame, anli_test: pd.DataFrame) -> dg.MaterializeResult:
+        """Fine-tune the encoder on one baseline distribution of the 341 items (soft targets)."""
+        source = context.partition_key
+        dist = results.store().distribution("baseline_distributions", source, settings.profile)
+        if dist.empty:
+            raise dg.Failure(f"no stored baseline_distributions[{source}]: materialize it first")
+        key = {"source": source, "llm": None, "explanations": None, "conversion": None}
+        inputs = dict(hlv_items=hlv_items, chaos_dev=chaos_dev, chaos_test=chaos_test, anli_test=anli_test)
+        return _train(context, encoder, dist, key, inputs, settings, results, trainer, source,
+                      "baseline_distributions")
+
+    @dg.asset(name=f"finetune_{encoder.name}", partitions_def=judgment_partitions, ins=_eval_ins(),
+              deps=["mjd"], **common)
+    def mjd_finetune(context: dg.AssetExecutionContext, config: FinetuneConfigOverrides, settings: HLVSettings,
+                     results: ResultStoreResource, trainer: TrainingLauncher, hlv_items: pd.DataFrame,
+                     chaos_dev: pd.DataFrame, chaos_test: pd.DataFrame,
+                     anli_test: pd.DataFrame) -> dg.MaterializeResult:
+        """Fine-tune the encoder on the MJD of this partition (judge × explanation source) as soft targets."""
+        keys = context.partition_key.keys_by_dimension
+        store = results.store()
+        order = ("normalize", "softmax") if config.conversion == "auto" else (config.conversion,)
+        conversion, dist = None, pd.DataFrame()
+        for conversion in order:
+            dist = store.distribution(f"mjd:{conversion}", context.partition_key, settings.profile)
+            if not dist.empty:
+                break
+        if dist.empty:
+            raise dg.Failure(f"no stored MJD for {context.partition_key} ({'/'.join(order)}): materialize mjd first")
+        key = {"source": "mjd", "llm": keys["llm"], "explanations": keys["explanations"], "conversion": conversion}
+        inputs = dict(hlv_items=hlv_items, chaos_dev=chaos_dev, chaos_test=chaos_test, anli_test=anli_test)
+        return _train(context, encoder, dist, key, inputs, settings, results, trainer, context.partition_key,
+                      f"mjd:{conversion}")
+
+    return [baseline_finetune, mjd_finetune]
+
+
+def reference_asset(encoder: EncoderSpec) -> dg.AssetsDefinition:
+    @dg.asset(name=f"finetune_{encoder.name}_reference", group_name="training", kinds={"pytorch"}, pool="gpu",
+              code_version=versioned(TRAINING_VERSION), ins=_eval_ins())
+    def reference(context: dg.AssetExecutionContext, settings: HLVSettings, results: ResultStoreResource,
+                  trainer: TrainingLauncher, hlv_items: pd.DataFrame, chaos_dev: pd.DataFrame,
+                  chaos_test: pd.DataFrame, anli_test: pd.DataFrame) -> dg.MaterializeResult:
+        """The two non-distribution rows of the ANLI table: the encoder zero-shot (untrained head) and the
+        starting checkpoint without soft-label training (for MiniLM both are the fresh head)."""
+        profile = settings.get()
+        spec = EncoderSpec(encoder.name, _encoder_model(encoder), encoder.family, encoder.env)
+        store = results.store()
+        rows = []
+        for source, head in (("zero-shot", "fresh"), ("start-checkpoint", "auto")):
+            run_dir = output_dir() / "checkpoints" / profile.name / encoder.name / source
+            paths = write_inputs(run_dir / "inputs", hlv_items, hlv_items.assign(p_e=1.0, p_n=0.0, p_c=0.0)[
+                ["uid", "p_e", "p_n", "p_c"]], chaos_dev, chaos_test, anli_test, profile)
+            config = {**recipe(profile, spec, profile.finetune_seeds[0], tiny_encoder=profile.random_models),
+                      **paths, "mode": "zero_shot", "head": head, "save_checkpoint": False}
+            metrics = trainer.run(context, config, run_dir)
+            key = {"source": source, "llm": None, "explanations": None, "conversion": None}
+            ft, ood = seed_rows([{"seed": profile.finetune_seeds[0], "metrics": metrics, "checkpoint": None}], key,
+                                encoder=spec)
+            natural = {**key, "encoder": encoder.family, "encoder_model": spec.model}
+            for table, data in (("finetune_comparison", ft), ("anli_ood", ood)):
+                rows.append((table, {"row_id": make_row_id(table, natural, profile.name), "items_sha256": "",
+                                     "data": data}))
+        lin = lineage(context, "")
+        for table in ("finetune_comparison", "anli_ood"):
+            store.replace_rows(table, [r for t, r in rows if t == table], asset_key=context.asset_key.to_user_string(),
+                               partition_key="", profile=profile.name, lineage=lin)
+        return dg.MaterializeResult(metadata={"rows": len(rows), "encoder": spec.model})
+
+    return reference
+
+
+def _all_assets() -> list[dg.AssetsDefinition]:
+    out = []
+    for encoder in ENCODERS:
+        out.extend(finetune_assets(encoder))
+        out.append(reference_asset(encoder))
+    return out
+
+
+training_assets = _all_assets()
