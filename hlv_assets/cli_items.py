@@ -56,13 +56,9 @@ def cmd_add(args) -> int:
     if v.version > 1:
         print(f"  version {v.version - 1} is kept as history (items under '{v.name}@{v.version - 1}')")
     if not args.no_partitions:
-        import warnings
+        from hlv_assets.defs.item_sets.assets import sync_item_set_partitions
 
-        with warnings.catch_warnings():  # Dagster's beta notes on loading the definitions: not for this user
-            warnings.simplefilter("ignore")
-            from hlv_assets.defs.item_sets.assets import sync_item_set_partitions
-
-            sync_item_set_partitions(_instance(), _engine())
+        sync_item_set_partitions(_instance(), _engine())
     print(f"next: hlv items run {v.name}   (or materialize item_set[{v.name}] and its chain in the UI)")
     return 0
 
@@ -122,6 +118,25 @@ def chain_steps(version, generator: str = DEFAULT_MODEL, judge: str = DEFAULT_MO
     for asset in ("item_set_mjd", "item_set_comparison"):
         steps += [(asset, dg.MultiPartitionKey({"llm": judge, "explanations": k})) for k in keys]
     return steps
+
+
+def cli_partition(key) -> str:
+    """A chain step's key in the `hlv run --partition` form: `<llm>/<other dimension>` or the plain key."""
+    import dagster as dg
+
+    if isinstance(key, dg.MultiPartitionKey):
+        dims = dict(key.keys_by_dimension)
+        llm = dims.pop("llm")
+        return f"{llm}/{next(iter(dims.values()))}"
+    return str(key)
+
+
+def registered_chain_steps(engine=None) -> list[tuple[str, str]]:
+    """The default chain of every registered set in CLI form, for the main job (`pipeline.main_steps`)."""
+    from hlv_assets.store import item_sets
+
+    return [(asset, cli_partition(key)) for v in item_sets.versions(engine or _engine(), current_only=True)
+            for asset, key in chain_steps(v)]
 
 
 def run_chain(steps, *, instance, defs=None, resources: dict | None = None, out=sys.stdout) -> bool:

@@ -37,6 +37,10 @@ def sync_partitions(instance, engine=None) -> list[str]:
     missing = [s for s in BUILTIN_SOURCES if s not in have]
     if missing:
         instance.add_dynamic_partitions(explanation_partitions.name, missing)
+    from hlv_assets.defs.item_sets.assets import sync_item_set_partitions
+    from hlv_assets.store.db import get_engine
+
+    sync_item_set_partitions(instance, engine or get_engine())
     return new
 
 

@@ -29,9 +29,13 @@ def redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
-    url = url or default_url()
+    """The engine of `url` (default: `HLV_DB_URL` / `HLV_HOME` as they are now), one per URL per process."""
+    return _engine(url or default_url())
+
+
+@lru_cache(maxsize=16)
+def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 

@@ -22,9 +22,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("HLV_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HLV_PROFILE", "tiny")
     monkeypatch.delenv("HLV_DB_URL", raising=False)
-    get_engine.cache_clear()  # its cache key is the URL argument (None here), not HLV_HOME
-    yield tmp_path
-    get_engine.cache_clear()
+    return tmp_path
 
 
 @pytest.fixture

@@ -158,7 +158,7 @@ def test_every_bad_line_and_field_is_named(tmp_path):
 ])
 def test_hjd_must_be_a_distribution(tmp_path, hjd, message):
     value = hjd if isinstance(hjd, str) else json.dumps(hjd)
-    line = '{"premise": "P", "hypothesis": "H", "hjd": %s}' % value
+    line = '{"premise": "P", "hypothesis": "H", "hjd": ' + value + '}'
     reader, records = read_all(write_jsonl(tmp_path / "h.jsonl", [line]))
     assert not records and where(reader) == [(1, "hjd")]
     assert message in str(reader.errors[0])
@@ -317,27 +317,24 @@ def test_chaosnli_adapter_names_the_source_fields(tmp_path):
 def test_cli_add_check_list(tmp_path, monkeypatch, capsys, name):
     monkeypatch.setenv("HLV_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("HLV_DB_URL", raising=False)
-    get_engine.cache_clear()
-    try:
-        good = write_jsonl(tmp_path / "g.jsonl", GOOD)
-        bad = write_jsonl(tmp_path / "b.jsonl", [GOOD[0], {**GOOD[1], "hjd": [0.2, 0.2, 0.2]}, "oops"])
-        assert cli_items.main(["items", "add", name, str(bad), "--no-partitions"]) == cli_items.EXIT_INVALID
-        err = capsys.readouterr().err
-        assert "b.jsonl:2: field 'hjd'" in err and "b.jsonl:3: field '<json>'" in err and "nothing was imported" in err
-        assert cli_items.main(["items", "add", name, str(good), "--check"]) == 0
-        assert "nothing written" in capsys.readouterr().out
-        assert item_sets.versions(get_engine()) == []
-        assert cli_items.main(["items", "add", name, str(good), "--no-partitions"]) == 0
-        out = capsys.readouterr().out
-        assert f"registered item set {name!r} version 1: 3 items" in out and "mnli-lg-first" in out
-        other = write_jsonl(tmp_path / "o.jsonl", GOOD[:1])
-        assert cli_items.main(["items", "add", name, str(other), "--no-partitions"]) == cli_items.EXIT_REFUSED
-        assert "--replace" in capsys.readouterr().err
-        assert cli_items.main(["items", "add", name, str(other), "--replace", "--no-partitions"]) == 0
-        assert "version 1 is kept as history" in capsys.readouterr().out
-        assert cli_items.main(["items", "list", "--all"]) == 0
-        table = capsys.readouterr().out
-        assert f"| {name} | 2 | yes | 1 |" in table and f"| {name} | 1 | no | 3 |" in table
-        assert cli_items.main(["items", "add", "Bad_Name", str(good)]) == cli_items.EXIT_INVALID
-    finally:
-        get_engine.cache_clear()
+    good = write_jsonl(tmp_path / "g.jsonl", GOOD)
+    bad = write_jsonl(tmp_path / "b.jsonl", [GOOD[0], {**GOOD[1], "hjd": [0.2, 0.2, 0.2]}, "oops"])
+    assert cli_items.main(["items", "add", name, str(bad), "--no-partitions"]) == cli_items.EXIT_INVALID
+    err = capsys.readouterr().err
+    assert "b.jsonl:2: field 'hjd'" in err and "b.jsonl:3: field '<json>'" in err and "nothing was imported" in err
+    assert cli_items.main(["items", "add", name, str(good), "--check"]) == 0
+    assert "nothing written" in capsys.readouterr().out
+    assert item_sets.versions(get_engine()) == []
+    assert cli_items.main(["items", "add", name, str(good), "--no-partitions"]) == 0
+    out = capsys.readouterr().out
+    assert f"registered item set {name!r} version 1: 3 items" in out and "mnli-lg-first" in out
+    other = write_jsonl(tmp_path / "o.jsonl", GOOD[:1])
+    assert cli_items.main(["items", "add", name, str(other), "--no-partitions"]) == cli_items.EXIT_REFUSED
+    assert "--replace" in capsys.readouterr().err
+    assert cli_items.main(["items", "add", name, str(other), "--replace", "--no-partitions"]) == 0
+    assert "version 1 is kept as history" in capsys.readouterr().out
+    assert cli_items.main(["items", "list", "--all"]) == 0
+    table = capsys.readouterr().out
+    assert f"| {name} | 2 | yes | 1 |" in table and f"| {name} | 1 | no | 3 |" in table
+    assert cli_items.main(["items", "add", "Bad_Name", str(good)]) == cli_items.EXIT_INVALID
+

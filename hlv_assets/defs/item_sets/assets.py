@@ -14,11 +14,17 @@ every set and the set is part of the partition key (at most two dimensions):
 
 `item_set_explanations` reads the items and generations from the store (no Dagster partition mapping turns
 `<source>@<set>` into `<set>`), as `explanation_sets` does for the 341's generations.
+
+Automation: `item_set` is eager (a new partition, added by `hlv items add` or `item_set_partitions_sensor`, is
+materialized once); explanations, MJDs and comparisons carry the registry-aware conditions of
+`defs/automation.py`. Generations are not automated: every generator × every set would be paid for, and the
+released generators cannot explain new items; run them with `hlv items run <set>` or from the UI.
 """
 
 import dagster as dg
 import pandas as pd
 
+from hlv_assets.defs.automation import explanation_condition, judgment_condition
 from hlv_assets.defs.checks import DISTRIBUTION_CHECK, distribution_check_result, distribution_check_spec
 from hlv_assets.defs.explanations.assets import GenerationConfig
 from hlv_assets.defs.judgments.assets import LETTER_MASS_CHECK, JudgeConfig
@@ -110,6 +116,7 @@ def item_set_partitions_sensor(context: dg.SensorEvaluationContext, results: Res
     group_name=GROUP, partitions_def=item_set_partitions, kinds={"pandas"}, io_manager_key="io_manager",
     code_version=versioned(ITEM_SET_VERSION),
     check_specs=[distribution_check_spec("item_set", "GX distribution suite on the set's HJD (passes with no HJD)")],
+    automation_condition=dg.AutomationCondition.eager(),
 )
 def item_set(context: dg.AssetExecutionContext, settings: HLVSettings, results: ResultStoreResource):
     """The current version of a registered item set: one row per item with its label counts, annotator labels,
@@ -120,6 +127,9 @@ def item_set(context: dg.AssetExecutionContext, settings: HLVSettings, results: 
 
     engine = results.engine()
     items = item_sets.load_items(engine, name)
+    if len(items) != version.n_items:
+        raise dg.Failure(f"item set {name!r} version {version.version}: {len(items)} items in the store, "
+                         f"{version.n_items} registered")
     store = results.store()
     lin = lineage(context, version.content_sha256)
     hjd = sets.hjd_frame(items)
@@ -136,6 +146,9 @@ def item_set(context: dg.AssetExecutionContext, settings: HLVSettings, results: 
             store.replace_rows("distribution_comparison", rows, asset_key="item_set", partition_key=name,
                                profile=settings.profile, lineage=lin)
             table = pd.DataFrame([{"id": r["row_id"], **r["data"]} for r in rows])
+        else:
+            context.log.info(f"{len(items)} items: no whole-set comparison rows (D.Corr needs an N×N matrix; "
+                             f"limit {FULL_COMPARISON_MAX}); item_set_comparison compares the judged items")
     sources = sets.builtin_sources(version.has_explanations)
     context.instance.add_dynamic_partitions(item_set_source_partitions.name,
                                             [sets.source_key(s, name) for s in sources])
@@ -205,7 +218,7 @@ def item_set_generations(context: dg.AssetExecutionContext, config: GenerationCo
 
 @dg.asset(
     group_name=GROUP, partitions_def=item_set_source_partitions, kinds={"pandas"}, io_manager_key="io_manager",
-    code_version=versioned(SETS_VERSION),
+    code_version=versioned(SETS_VERSION), automation_condition=explanation_condition(),
 )
 def item_set_explanations(context: dg.AssetExecutionContext, settings: HLVSettings,
                           results: ResultStoreResource) -> dg.Output[pd.DataFrame]:
@@ -251,6 +264,7 @@ def _judgment_parts(context) -> tuple[str, str, str]:
         dg.AssetCheckSpec(LETTER_MASS_CHECK, asset="item_set_mjd", blocking=True,
                           description="share of prompts with little probability on A/B/C stays under the limit"),
     ],
+    automation_condition=judgment_condition(),
 )
 def item_set_mjd(context: dg.AssetExecutionContext, config: JudgeConfig, item_set_explanations: pd.DataFrame,
                  settings: HLVSettings, results: ResultStoreResource, llms: LLMResource):
@@ -297,6 +311,7 @@ def item_set_mjd(context: dg.AssetExecutionContext, config: JudgeConfig, item_se
 @dg.asset(
     group_name=GROUP, partitions_def=item_set_judgment_partitions, kinds={"sqlmodel"},
     code_version=versioned("item-set-comparison-v1"), deps=["item_set_mjd"],
+    automation_condition=judgment_condition(),
 )
 def item_set_comparison(context: dg.AssetExecutionContext, settings: HLVSettings,
                         results: ResultStoreResource) -> dg.MaterializeResult:
