@@ -31,8 +31,17 @@ TEST = "mjd_estimator/MJD-fine-tuning/data/chaos_dev_test/test.json"
 TRAIN = "mjd_estimator/MJD-generator/NLI_explanations.json"
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (on a shared machine: wall time / this = contention)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> int:
     started = time.perf_counter()
+    load_start = os.getloadavg()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--data", default=os.environ.get("HLV_DATA_DIR", str(REPO.parent / "shared" / "data"))
@@ -136,6 +145,8 @@ def main() -> int:
         "overhead_seconds": overhead_s,
         "imports_seconds": imports_s,
         "peak_rss_mb": metrics["memory"]["peak_rss_mb"],
+        "cpu_seconds": _cpu_seconds(),
+        "load_average_start_end": [load_start[0], os.getloadavg()[0]],
         "wall_seconds_total": time.perf_counter() - started,
         "eval_sorted_vs_unsorted": {
             "sorted_samples_per_s": captured["sorted"],
@@ -143,6 +154,7 @@ def main() -> int:
             "speedup": captured["sorted"] / captured["unsorted"],
         },
         "extrapolation": {
+            "note": "from this run's measured rates (same machine load); the wall time scales with contention",
             "demo_epochs": args.demo_epochs,
             "demo_steps": demo_steps,
             "demo_dev_evaluations": demo_dev_evals,

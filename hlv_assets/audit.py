@@ -529,6 +529,22 @@ def _judge_identity(instance, slug: str) -> dict | None:
     return None
 
 
+def _freshness(writer: dict | None, chain: list[dict]) -> dict:
+    """Whether the row is up to date: Dagster's stale status names direct causes only (a new code version, a
+    new data version of a direct input), so the chain is checked too: a stale or superseded materialization
+    anywhere upstream means the row would change if rebuilt."""
+    reasons = []
+    for node in chain:
+        where = _asset_partition(node["asset"], node["partition"])
+        if node.get("stale") and node["stale"]["status"] == "STALE":
+            reasons += [f"{where} is stale: {c}" for c in node["stale"]["causes"]] or [f"{where} is stale"]
+        if node.get("latest") is False:
+            reasons.append(f"{where} was rebuilt after this row's run read it")
+    if writer and writer["status"] not in ("FRESH", "STALE"):
+        reasons.append(f"the writing partition is {writer['status']}")
+    return {"up_to_date": not reasons, "reasons": reasons}
+
+
 def audit(row_id: str, *, engine=None, instance=None, defs=None, verify: bool = True) -> dict:
     """The audit report of one result row (JSON-ready). `instance`/`defs`: the Dagster instance and
     definitions (None: the store-side half only)."""
@@ -571,6 +587,7 @@ def audit(row_id: str, *, engine=None, instance=None, defs=None, verify: bool = 
             node["stale"] = staleness(node["asset"], node["partition"])
         writer_partition = chain[0]["partition"] if chain else row.partition_key or None
         report["written_by"]["stale"] = staleness(row.asset_key, writer_partition)
+        report["freshness"] = _freshness(report["written_by"]["stale"], chain)
     report["chain"] = chain
 
     data = row.data

@@ -85,6 +85,9 @@ def render_text(report: dict) -> str:
         add(f"  run {w['run']['status']}  {w['run']['started']} -> {w['run']['ended']}  {_fmt(w['run']['tags'])}")
     if w.get("stale"):
         add(_stale(w["stale"]))
+    if report.get("freshness"):
+        f = report["freshness"]
+        add("  up to date" if f["up_to_date"] else "  OUT OF DATE:" + "".join(f"\n    {r}" for r in f["reasons"]))
     if report.get("finetune"):
         _render_finetune(report["finetune"], add)
     if report.get("mjd"):

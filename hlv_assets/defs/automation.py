@@ -252,21 +252,39 @@ def judgment_condition() -> dg.AutomationCondition:
     )
 
 
-#: The condition each LLM-keyed asset should carry (the asset modules import these functions).
-ASSET_CONDITIONS = {
-    "llm_generations": generation_condition,
-    "explanation_sets": explanation_condition,
-    "mjd": judgment_condition,
-    "mjd_comparison": judgment_condition,
-}
+def llm_roles(partitions_def) -> set[str]:
+    """Which LLM-naming dimensions a partitions definition has: `llm` (slugs), `source` (explanation sources)."""
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        return {r for r in (_role(d.partitions_def) for d in partitions_def.partitions_defs) if r}
+    role = _role(partitions_def)
+    return {role} if role else set()
+
+
+def condition_for(partitions_def) -> dg.AutomationCondition | None:
+    """The registry-aware condition an automated asset with these partitions should carry (None: it names no
+    LLM): judge x source -> `judgment_condition`, LLM alone -> `generation_condition`, source alone ->
+    `explanation_condition`."""
+    roles = llm_roles(partitions_def)
+    if roles == {"llm", "source"}:
+        return judgment_condition()
+    if roles == {"llm"}:
+        return generation_condition()
+    if roles == {"source"}:
+        return explanation_condition()
+    return None
 
 
 def with_registry_conditions(defs: dg.Definitions) -> dg.Definitions:
-    """`defs` with the conditions of `ASSET_CONDITIONS` on those assets (for tests and for checking that the
-    asset modules carry them)."""
+    """`defs` with `condition_for` applied to every automated asset whose partitions name an LLM (what the asset
+    modules are meant to declare themselves; for tests, and to check that they do)."""
+    graph = defs.resolve_asset_graph()
+
     def _apply(spec: dg.AssetSpec) -> dg.AssetSpec:
-        make = ASSET_CONDITIONS.get(spec.key.to_user_string())
-        return spec.replace_attributes(automation_condition=make()) if make else spec
+        node = graph.get(spec.key)
+        if spec.automation_condition is None or isinstance(spec.automation_condition, RequestCap):
+            return spec
+        condition = condition_for(node.partitions_def)
+        return spec.replace_attributes(automation_condition=condition) if condition else spec
 
     return defs.map_asset_specs(func=_apply)
 

@@ -54,9 +54,10 @@ PROFILES = {
         main_sources=("none", "human", "llama3.varierr-lg-first"),
         finetune_epochs=2,
         finetune_seeds=(42,),
-        finetune_max_steps=None,
+        # CPU budget: 40 steps (160 samples) and 150 items per evaluation split keep one fine-tune near 1.5 min
+        finetune_max_steps=40,
         eval_every=20,
-        eval_items=None,
+        eval_items=150,
         random_models=False,
     ),
     "paper": Profile(

@@ -603,6 +603,7 @@ class TransformersBackend:
         letter_ids = self.letter_token_ids(letters)
         seqs = self.encode(prompts)
         index = torch.tensor(letter_ids, dtype=torch.long, device=self.device)
+        eos = self._eos_ids()
         results = []
         stats = {"prompts": len(seqs), "prompt_tokens": sum(len(s) for s in seqs), "generated_tokens": 0}
         started = time.perf_counter()
@@ -617,6 +618,7 @@ class TransformersBackend:
                     output_scores=True,
                     return_dict_in_generate=True,
                     pad_token_id=self._pad_id(),
+                    **({"eos_token_id": sorted(eos)} if eos else {}),
                 )
                 stats["generated_tokens"] += len(batch) * len(out.scores)
                 step0 = out.scores[0].float()
@@ -651,7 +653,8 @@ class TransformersBackend:
         """Batched generation (sorted by length, left padding); greedy unless params.temperature > 0.
 
         ``latency_s`` is the wall time of the batch that produced the answer; ``completion_tokens`` counts the
-        generated tokens up to and including the end-of-sequence token.
+        generated tokens up to and including the end-of-sequence token; ``finish_reason`` is "stop" when an
+        end-of-sequence token ended the answer, "length" when max_new_tokens cut it.
         """
         import torch
 
@@ -685,5 +688,6 @@ class TransformersBackend:
                         prompt_tokens=len(seqs[k]),
                         completion_tokens=len(tokens) if stop is None else stop + 1,
                         latency_s=latency,
+                        finish_reason="stop" if stop is not None else "length",
                     )
         return results  # type: ignore[return-value]

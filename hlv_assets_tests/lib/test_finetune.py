@@ -349,20 +349,25 @@ def test_pipes_reporter_sends_progress_summary_and_materialization(monkeypatch):
     assert not train_entry._pipes_present()
 
 
+@pytest.mark.filterwarnings("ignore:.*is currently in preview")
 def test_entry_point_under_dagster_pipes(tiny_data, tmp_path):
     dg = pytest.importorskip("dagster")
     config = tiny_config(tiny_data, max_steps=2, eval_every=2, test_path=None, anli_paths={})
 
     @dg.asset
-    def finetuned(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
-        return pipes_subprocess_client.run(
-            command=[sys.executable, "-m", "hlv_assets.train_entry"],
-            context=context,
-            extras={"finetune_config": config.to_dict(), "out_dir": str(tmp_path / "out")},
-            env={"PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"},
-        ).get_materialize_result()
+    def finetuned(context):  # no annotations: this module's are strings (from __future__ import annotations)
+        return (
+            dg.PipesSubprocessClient()
+            .run(
+                command=[sys.executable, "-m", "hlv_assets.train_entry"],
+                context=context,
+                extras={"finetune_config": config.to_dict(), "out_dir": str(tmp_path / "out")},
+                env={"PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"},
+            )
+            .get_materialize_result()
+        )
 
-    result = dg.materialize([finetuned], resources={"pipes_subprocess_client": dg.PipesSubprocessClient()})
+    result = dg.materialize([finetuned])
     assert result.success
     [event] = result.get_asset_materialization_events()
     metadata = event.materialization.metadata

@@ -192,8 +192,13 @@ def test_generate_and_limits(tiny_llama_backend, smollm2_tokenizer):
     for gen, prompt in zip(out, prompts, strict=True):
         assert isinstance(gen.text, str) and 1 <= gen.completion_tokens <= 5
         assert gen.prompt_tokens == len(backend.encode([prompt])[0]) and gen.latency_s > 0
+        assert gen.finish_reason == ("length" if gen.completion_tokens == 5 else "stop")
     single = tiny_llama_backend(batch_size=1).generate(prompts, GenerationParams(max_new_tokens=5))
     assert [g.text for g in single] == [g.text for g in out]
+    sampled = GenerationParams(max_new_tokens=4, temperature=0.7, top_p=0.9, seed=3)
+    assert [g.text for g in backend.generate(prompts, sampled)] == [
+        g.text for g in backend.generate(prompts, sampled)
+    ]
     with pytest.raises(PromptTooLongError):
         tiny_llama_backend(max_length=10).label_logits(["a prompt that is longer than ten tokens for sure"])
 
