@@ -22,7 +22,7 @@ setup: $(STAMP)
 run: setup
 	$(VENV)/bin/hlv run
 
-test: setup postgres
+test: setup postgres browser
 	$(VENV)/bin/ruff check hlv_assets hlv_assets_tests benchmarks
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
@@ -30,6 +30,9 @@ postgres:
 	@pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1 || \
 	  (command -v pg_ctlcluster >/dev/null && pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start) || \
 	  echo "PostgreSQL is not running: the PostgreSQL tests will fail"
+
+browser:
+	@command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 ui: setup
 	$(VENV)/bin/hlv ui

@@ -1,8 +1,10 @@
 """`hlv audit <id>`: from one result row back to the raw files, through the results store and Dagster's records.
 
 The chain of a row: the row and its earlier versions; the asset partition and run that wrote it; the Dagster
-materializations it was built from (followed through each materialization's input event pointers, so the
-chain is the one that actually ran, not today's latest); for an MJD its judge (registry spec, the identity the
+materializations it was built from (for each upstream partition, mapped as the asset graph maps it, the
+latest materialization before its reader's, checked against the input data version the reader recorded, so
+the chain is the one that ran, not today's latest), with Dagster's stale status and whether anything upstream
+was rebuilt since (`freshness`); for an MJD its judge (registry spec, the identity the
 run recorded, the judgment records), the prompt templates with their hashes, the explanation source and
 its selection rule (SPEC §2), the generating LLM's calls (per run from the materialization metadata, and what
 the call cache holds for it); for a fine-tune its checkpoints (sha256 re-checked) and then the chain of the
@@ -19,7 +21,7 @@ from typing import Any
 
 #: Materialization metadata not worth repeating in an audit (previews and rendered tables).
 _SKIP_METADATA = frozenset({"preview", "table", "raw_scores"})
-#: How many chain nodes to follow at most (a guard against a malformed pointer cycle).
+#: How many chain nodes to follow at most (a guard for very wide graphs).
 _MAX_NODES = 64
 #: How many partitions of one upstream asset to follow (AllPartitionMapping over a big dimension).
 _MAX_PARENT_PARTITIONS = 8
@@ -43,7 +45,8 @@ def _versions(engine, row_id: str) -> list:
     if versions:
         return versions
     with Session(engine) as session:  # a unique prefix is enough, as with git hashes
-        ids = sorted(set(session.exec(select(ResultRow.row_id).where(ResultRow.row_id.like(f"{row_id}%")))))
+        ids = sorted(set(session.exec(select(ResultRow.row_id).where(
+            ResultRow.row_id.startswith(row_id, autoescape=True)))))
     if not ids:
         raise AuditError(f"no result row with id {row_id!r} (ids are printed by `hlv tables ... --format json`)")
     if len(ids) > 1:
@@ -105,18 +108,23 @@ def _node(record) -> dict:
 
 
 def _materialization_in_run(instance, asset: str, partition: str | None, run_id: str):
-    """The materialization of `asset[partition]` that run `run_id` wrote (from the asset index: run-local event
-    ids of a sharded SQLite event log are not the ids the index and the filters use)."""
+    """The materialization of `asset[partition]` that run `run_id` wrote, as the asset index holds it (the run's
+    own event ids differ from the index's on a sharded SQLite event log, so it is looked up by its time)."""
     import dagster as dg
+    from dagster import DagsterEventType
 
     if not run_id:
         return None
-    key = dg.AssetKey.from_user_string(asset)
-    for partitions in ([partition] if partition else None, None):
-        # rows a partition writes under another key (the baselines on an MJD's item subset, `items=<sha>`)
-        # are found in the second pass, among all partitions
-        result = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions),
-                                                 limit=500)
+    events = [r.event_log_entry for r in instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records]
+    mine = [e for e in events if e.asset_materialization.asset_key.to_user_string() == asset]
+    # rows a partition writes under another key (the baselines on an MJD's item subset, `items=<sha>`)
+    exact = [e for e in mine if (e.asset_materialization.partition or "") == (partition or "")]
+    for event in reversed(exact or mine):
+        result = instance.fetch_materializations(dg.AssetRecordsFilter(
+            asset_key=event.asset_materialization.asset_key,
+            asset_partitions=[event.asset_materialization.partition] if event.asset_materialization.partition
+            else None, after_timestamp=event.timestamp - 1e-3, before_timestamp=event.timestamp + 1e-3), limit=10)
         for record in result.records:
             if record.run_id == run_id:
                 return record
@@ -155,7 +163,9 @@ def _parents(graph, instance, asset: str, partition: str | None) -> list[tuple[s
                 except Exception as exc:  # an invalid partition mapping in the definitions
                     out.append((name, None, f"unmapped ({str(exc)[:120]})"))
                     continue
-                out.extend((name, k, "dependency") for k in keys[:_MAX_PARENT_PARTITIONS])
+                how = "dependency" if len(keys) <= _MAX_PARENT_PARTITIONS else \
+                    f"dependency (the first {_MAX_PARENT_PARTITIONS} of {len(keys)} partitions)"
+                out.extend((name, k, how) for k in keys[:_MAX_PARENT_PARTITIONS])
     if asset == "explanation_sets" and partition:
         from hlv_assets.defs.automation import source_generator
 
@@ -184,14 +194,15 @@ def _chain(instance, graph, start) -> list[dict]:
     """The materialization `start` and, recursively, the upstream materializations it was built from: for each
     upstream partition the latest materialization before the reader's. `matches` says whether those are the
     data the reader recorded reading (Dagster's input data version), where it recorded one."""
-    nodes, queue, seen = [], [start], set()
+    nodes, queue, seen = [], [(start, None)], set()
     while queue and len(nodes) < _MAX_NODES:
-        record = queue.pop(0)
+        record, reader = queue.pop(0)
         if record.storage_id in seen:
             continue
         seen.add(record.storage_id)
-        node = _node(record)
+        node = {**_node(record), "read_by": reader}
         nodes.append(node)
+        where = _asset_partition(node["asset"], node["partition"])
         by_asset: dict[str, list[tuple[str | None, Any]]] = {}
         for asset, partition, how in _parents(graph, instance, node["asset"], node["partition"]):
             parent = None if how.startswith("unmapped") else _latest_before(instance, asset, partition,
@@ -201,7 +212,7 @@ def _chain(instance, graph, start) -> list[dict]:
             if how == "dependency":
                 by_asset.setdefault(asset, []).append((partition, parent))
             if parent is not None:
-                queue.append(parent)
+                queue.append((parent, where))
         for entry in node["inputs"]:
             recorded = node["input_data_versions"].get(entry["asset"])
             if recorded and entry["asset"] in by_asset:
@@ -355,7 +366,8 @@ def selection_rule(source: str) -> dict:
                 "longest": "longest: the k longest by characters"}
     options = RELEASED_SELECTION_OPTIONS.get(generator, DEFAULT_SELECTION)
     return {"source": source, "generator": generator, "set": set_name,
-            "rule": f"{schemes[scheme]}; {criteria[criterion]}", "selection_options": asdict(options)}
+            "rule": f"{schemes[scheme]}; {criteria[criterion]}",
+            "selection_options": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(options).items()}}
 
 
 def _generation_prompt() -> dict:
@@ -539,7 +551,7 @@ def _freshness(writer: dict | None, chain: list[dict]) -> dict:
         if node.get("stale") and node["stale"]["status"] == "STALE":
             reasons += [f"{where} is stale: {c}" for c in node["stale"]["causes"]] or [f"{where} is stale"]
         if node.get("latest") is False:
-            reasons.append(f"{where} was rebuilt after this row's run read it")
+            reasons.append(f"{where} was rebuilt after {node.get('read_by') or 'this row'} read it")
     if writer and writer["status"] not in ("FRESH", "STALE"):
         reasons.append(f"the writing partition is {writer['status']}")
     return {"up_to_date": not reasons, "reasons": reasons}

@@ -29,18 +29,27 @@ def sync_partitions(instance, engine=None) -> list[str]:
     from hlv_assets.defs.partitions import BUILTIN_SOURCES, explanation_partitions, llm_partitions
 
     active = sync_registry(engine)
-    have = set(instance.get_dynamic_partitions(llm_partitions.name))
-    new = [s for s in active if s not in have]
-    if new:
-        instance.add_dynamic_partitions(llm_partitions.name, new)
-    have = set(instance.get_dynamic_partitions(explanation_partitions.name))
-    missing = [s for s in BUILTIN_SOURCES if s not in have]
-    if missing:
-        instance.add_dynamic_partitions(explanation_partitions.name, missing)
+    new = _add_missing(instance, llm_partitions.name, active)
+    _add_missing(instance, explanation_partitions.name, BUILTIN_SOURCES)
     from hlv_assets.defs.item_sets.assets import sync_item_set_partitions
     from hlv_assets.store.db import get_engine
 
     sync_item_set_partitions(instance, engine or get_engine())
+    return new
+
+
+def _add_missing(instance, name: str, keys) -> list[str]:
+    """Add the keys a dynamic partitions definition lacks; a concurrent process adding the same key first
+    (a unique-constraint error) is fine: the key exists either way."""
+    from sqlalchemy.exc import IntegrityError
+
+    new = [k for k in keys if k not in set(instance.get_dynamic_partitions(name))]
+    for key in new:
+        try:
+            instance.add_dynamic_partitions(name, [key])
+        except IntegrityError:
+            if key not in instance.get_dynamic_partitions(name):
+                raise
     return new
 
 

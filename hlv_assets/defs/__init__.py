@@ -6,3 +6,4 @@ import dagster as dg
 
 # `Output(data_version=...)` is marked beta; we rely on it on purpose (data versions make staleness visible).
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)

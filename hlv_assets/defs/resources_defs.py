@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from hlv_assets.defs.gpu import GPULauncher
 from hlv_assets.defs.llm_resource import LLMResource
 from hlv_assets.defs.resources import DataSourceResource, HLVSettings, ParquetIOManager, ResultStoreResource
 from hlv_assets.defs.training.launch import TrainingLauncher
@@ -16,7 +17,8 @@ def default_resources() -> dict:
         "results": ResultStoreResource(),
         "io_manager": ParquetIOManager(),
         "llms": LLMResource(),
-        "trainer": TrainingLauncher(),
+        "trainer": TrainingLauncher(gpu=GPULauncher.from_env()),
+        "gpu": GPULauncher.from_env(),
     }
 
 

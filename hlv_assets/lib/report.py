@@ -147,8 +147,14 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 code { background: #f5f5f5; padding: 0 0.2em; } figure { margin: 1em 0; } figcaption { font-style: italic; }
-img { max-width: 100%; }
+img { max-width: 100%; } td.wrap { white-space: normal; min-width: 16em; max-width: 30em; text-align: left; }
+div.scroll { overflow-x: auto; }
 """
+
+
+def _td(cell: str) -> str:
+    wrap = ' class="wrap"' if len(str(cell)) > 40 else ""  # long texts wrap, numbers never do
+    return f"<td{wrap}>{_inline_html(cell)}</td>"
 
 
 def to_html(blocks: Sequence[Block], title: str) -> str:
@@ -163,8 +169,8 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
             body.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Table):
             head = "".join(f"<th>{_inline_html(c)}</th>" for c in b.columns)
-            rows = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in b.rows)
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            rows = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in b.rows)
+            body.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
         elif isinstance(b, Figure):
             body.append(f'<figure><img src="{_png_uri(b.path)}" alt="{html.escape(b.caption)}">'
                         f"<figcaption>{_inline_html(b.caption)}</figcaption></figure>")

@@ -219,6 +219,7 @@ class TransformersBackend:
         self.attn_implementation = attn_implementation
         self.device_map = device_map
         self._model: Any = None
+        self._in_memory = False  # built by from_model: nothing to load
         self._tokenizer: Any = None
         self._identity: LLMIdentity | None = None
         self._letter_cache: dict[tuple[str, ...], list[int]] = {}
@@ -245,6 +246,7 @@ class TransformersBackend:
         model.eval()
         backend._model = model
         backend._tokenizer = tokenizer
+        backend._in_memory = True
         backend._inspect_model()
         return backend
 
@@ -264,7 +266,7 @@ class TransformersBackend:
     @property
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
-            if self._model is not None:
+            if self._in_memory:
                 raise RuntimeError("this backend was built from a model without a tokenizer")
             from transformers import AutoTokenizer
 
@@ -335,9 +337,9 @@ class TransformersBackend:
             extra: dict[str, Any] = {}
             if self.gguf_file:
                 extra["gguf_file"] = self.gguf_file
-            template = _chat_template_in_dir(path) if path.is_dir() and self._model is None else None
+            template = _chat_template_in_dir(path) if path.is_dir() and not self._in_memory else None
             if template is None:
-                tokenizer = self._tokenizer if self._model is not None else self.tokenizer
+                tokenizer = self._tokenizer if self._in_memory else self.tokenizer
                 template = getattr(tokenizer, "chat_template", None) or ""
             extra["chat_template"] = (
                 hashlib.sha256(template.encode()).hexdigest()[:16] if template else "none"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from hlv_assets.store.models import LLMEntry, utcnow
@@ -11,13 +12,16 @@ from hlv_assets.store.models import LLMEntry, utcnow
 def sync_defaults(engine: Engine, specs: list[dict]) -> list[str]:
     """Add the default specs whose slug the store lacks; returns the added slugs. Never overwrites."""
     added = []
-    with Session(engine) as session:
-        have = set(session.exec(select(LLMEntry.slug)))
-        for spec in specs:
-            if spec["slug"] not in have:
-                session.add(LLMEntry(slug=spec["slug"], spec=spec, active=spec.get("active", True), source="yaml"))
+    for spec in specs:
+        with Session(engine) as session:
+            if session.get(LLMEntry, spec["slug"]) is not None:
+                continue
+            session.add(LLMEntry(slug=spec["slug"], spec=spec, active=spec.get("active", True), source="yaml"))
+            try:
+                session.commit()
                 added.append(spec["slug"])
-        session.commit()
+            except IntegrityError:  # another process added it first: theirs stands
+                session.rollback()
     return added
 
 

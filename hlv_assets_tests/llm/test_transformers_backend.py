@@ -126,6 +126,15 @@ def test_prefix_reuse_equivalence(grid, reference_scores, tiny_llama_backend):
         assert max(abs(u - v) for k in a for u, v in zip(a[k], b[k], strict=True)) <= TOL
 
 
+def test_token_ids_without_tokenizer(grid, reference_scores, tiny_llama, tiny_llama_backend):
+    seqs = tiny_llama_backend().encode([p.prompt for p in grid])
+    bare = TransformersBackend.from_model(tiny_llama, None, model_id="bare")
+    scores = bare.score_token_ids(seqs, [49, 50, 51])
+    assert _max_gap(scores, reference_scores) <= TOL and bare.last_stats["groups"] >= 4
+    with pytest.raises(RuntimeError, match="without a tokenizer"):
+        bare.label_logits(["no tokenizer here"])
+
+
 def test_plan_prefix_groups():
     shared = list(range(100, 140))
     seqs = [shared + [1, 2, k] for k in range(6)]  # one item: 6 option orders

@@ -7,19 +7,24 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
+
+from hlv_assets.defs.gpu import GPULauncher
 
 
 class TrainingLauncher(dg.ConfigurableResource):
     """Runs `python -m hlv_assets.train_entry` for each fine-tune.
 
-    `mode`: `subprocess` (default; the entry point needs only torch, transformers and safetensors) or
-    `inprocess` (debugging). `device`: auto, cpu or cuda[:N]; bf16 is used on GPUs that support it.
+    `mode`: `pipes` (default: through the `gpu` launcher, a Pipes subprocess locally or a GPU pod on a
+    cluster), `subprocess` (a plain child process) or `inprocess` (debugging). The entry point needs only
+    torch, transformers and safetensors. `device`: auto, cpu or cuda[:N]; bf16 is used on GPUs that support it.
     On a cluster, `hlv_assets/defs/gpu.py`'s launcher runs the same entry point in a GPU pod (see deploy/).
     """
 
-    mode: str = "subprocess"
+    mode: str = "pipes"
     device: str = "auto"
     timeout_s: int = 6 * 3600
+    gpu: GPULauncher = Field(default_factory=GPULauncher)
 
     def run(self, context: dg.AssetExecutionContext, config: dict, out_dir: Path) -> dict:
         config = {**config, "device": self.device}
@@ -30,6 +35,10 @@ class TrainingLauncher(dg.ConfigurableResource):
             from hlv_assets.lib.finetune import run_finetune
 
             return run_finetune(config, out_dir)
+        if self.mode == "pipes":  # locally a Pipes subprocess, on a cluster a GPU pod (deploy/README.md)
+            self.gpu.run(context, self.gpu.python_command("hlv_assets.train_entry", "--config", str(cfg_path),
+                                                          "--out", str(out_dir)))
+            return json.loads((out_dir / "metrics.json").read_text())
         cmd = [sys.executable, "-m", "hlv_assets.train_entry", "--config", str(cfg_path), "--out", str(out_dir)]
         context.log.info(f"training: {' '.join(cmd)}")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
