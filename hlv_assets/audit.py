@@ -1,4 +1,4 @@
-"""`hlv audit <id>`: from one result row back to the raw files, through the results store and Dagster's records.
+"""`hlv audit <id>`: from one result row back to the raw files, through the results store and Dagster.
 
 The chain of a row: the row and its earlier versions; the asset partition and run that wrote it; the Dagster
 materializations it was built from (for each upstream partition, mapped as the asset graph maps it, the
@@ -45,10 +45,17 @@ def _versions(engine, row_id: str) -> list:
     if versions:
         return versions
     with Session(engine) as session:  # a unique prefix is enough, as with git hashes
-        ids = sorted(set(session.exec(select(ResultRow.row_id).where(
-            ResultRow.row_id.startswith(row_id, autoescape=True)))))
+        ids = sorted(
+            set(
+                session.exec(
+                    select(ResultRow.row_id).where(ResultRow.row_id.startswith(row_id, autoescape=True))
+                )
+            )
+        )
     if not ids:
-        raise AuditError(f"no result row with id {row_id!r} (ids are printed by `hlv tables ... --format json`)")
+        raise AuditError(
+            f"no result row with id {row_id!r} (ids are printed by `hlv tables ... --format json`)"
+        )
     if len(ids) > 1:
         raise AuditError(f"{row_id!r} matches {len(ids)} rows: {', '.join(ids[:10])}")
     return ResultStore(engine).row_versions(ids[0])
@@ -68,9 +75,18 @@ def _history(versions: list) -> list[dict]:
             for key in sorted(set(v.data) | set(older.data)):
                 if v.data.get(key) != older.data.get(key):
                     changed[key] = {"before": older.data.get(key), "after": v.data.get(key)}
-        out.append({"created_at": _when(v.created_at), "replaced_at": _when(v.replaced_at), "current": v.current,
-                    "run_id": v.run_id, "code_version": v.code_version, "inputs_sha256": v.inputs_sha256,
-                    "asset_partition": _asset_partition(v.asset_key, v.partition_key), "changed": changed})
+        out.append(
+            {
+                "created_at": _when(v.created_at),
+                "replaced_at": _when(v.replaced_at),
+                "current": v.current,
+                "run_id": v.run_id,
+                "code_version": v.code_version,
+                "inputs_sha256": v.inputs_sha256,
+                "asset_partition": _asset_partition(v.asset_key, v.partition_key),
+                "changed": changed,
+            }
+        )
     return out
 
 
@@ -102,29 +118,40 @@ def _node(record) -> dict:
         "code_version": tags.get("dagster/code_version"),
         "data_version": tags.get("dagster/data_version"),
         "metadata": {k: _plain(v) for k, v in mat.metadata.items() if k not in _SKIP_METADATA},
-        "input_data_versions": {k[len(_INPUT_VERSION):]: v for k, v in tags.items() if k.startswith(_INPUT_VERSION)},
+        "input_data_versions": {
+            k[len(_INPUT_VERSION) :]: v for k, v in tags.items() if k.startswith(_INPUT_VERSION)
+        },
         "inputs": [],
     }
 
 
 def _materialization_in_run(instance, asset: str, partition: str | None, run_id: str):
-    """The materialization of `asset[partition]` that run `run_id` wrote, as the asset index holds it (the run's
-    own event ids differ from the index's on a sharded SQLite event log, so it is looked up by its time)."""
+    """The materialization of `asset[partition]` that run `run_id` wrote, as the asset index holds it (the
+    run's own event ids differ from the index's on a sharded SQLite event log: it is found by its time)."""
     import dagster as dg
     from dagster import DagsterEventType
 
     if not run_id:
         return None
-    events = [r.event_log_entry for r in instance.get_records_for_run(
-        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records]
+    events = [
+        r.event_log_entry
+        for r in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    ]
     mine = [e for e in events if e.asset_materialization.asset_key.to_user_string() == asset]
     # rows a partition writes under another key (the baselines on an MJD's item subset, `items=<sha>`)
     exact = [e for e in mine if (e.asset_materialization.partition or "") == (partition or "")]
     for event in reversed(exact or mine):
-        result = instance.fetch_materializations(dg.AssetRecordsFilter(
-            asset_key=event.asset_materialization.asset_key,
-            asset_partitions=[event.asset_materialization.partition] if event.asset_materialization.partition
-            else None, after_timestamp=event.timestamp - 1e-3, before_timestamp=event.timestamp + 1e-3), limit=10)
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=event.asset_materialization.asset_key,
+                asset_partitions=[event.asset_materialization.partition]
+                if event.asset_materialization.partition
+                else None,
+                after_timestamp=event.timestamp - 1e-3,
+                before_timestamp=event.timestamp + 1e-3,
+            ),
+            limit=10,
+        )
         for record in result.records:
             if record.run_id == run_id:
                 return record
@@ -136,9 +163,13 @@ def _latest_before(instance, asset: str, partition: str | None, before_storage_i
     import dagster as dg
 
     result = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey.from_user_string(asset),
-                              asset_partitions=[partition] if partition else None,
-                              before_storage_id=before_storage_id), limit=1)
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey.from_user_string(asset),
+            asset_partitions=[partition] if partition else None,
+            before_storage_id=before_storage_id,
+        ),
+        limit=1,
+    )
     return result.records[0] if result.records else None
 
 
@@ -163,15 +194,20 @@ def _parents(graph, instance, asset: str, partition: str | None) -> list[tuple[s
                 except Exception as exc:  # an invalid partition mapping in the definitions
                     out.append((name, None, f"unmapped ({str(exc)[:120]})"))
                     continue
-                how = "dependency" if len(keys) <= _MAX_PARENT_PARTITIONS else \
-                    f"dependency (the first {_MAX_PARENT_PARTITIONS} of {len(keys)} partitions)"
+                how = (
+                    "dependency"
+                    if len(keys) <= _MAX_PARENT_PARTITIONS
+                    else f"dependency (the first {_MAX_PARENT_PARTITIONS} of {len(keys)} partitions)"
+                )
                 out.extend((name, k, how) for k in keys[:_MAX_PARENT_PARTITIONS])
     if asset == "explanation_sets" and partition:
         from hlv_assets.defs.automation import source_generator
 
         generator = source_generator(partition)
         if generator:
-            out.append(("llm_generations", generator, "store (explanation_sets reads the stored generations)"))
+            out.append(
+                ("llm_generations", generator, "store (explanation_sets reads the stored generations)")
+            )
     return out
 
 
@@ -182,8 +218,13 @@ def _read_version(parents: list[tuple[str | None, Any]]) -> str | None:
 
     if any(record is None for _, record in parents):
         return None
-    versions = [(partition, (record.event_log_entry.asset_materialization.tags or {}).get("dagster/data_version") or "")
-                for partition, record in parents]
+    versions = [
+        (
+            partition,
+            (record.event_log_entry.asset_materialization.tags or {}).get("dagster/data_version") or "",
+        )
+        for partition, record in parents
+    ]
     if len(versions) == 1 and versions[0][0] is None:
         return versions[0][1]
     joined = "".join(v for _, v in sorted(versions, key=lambda pv: pv[0] or ""))
@@ -205,10 +246,19 @@ def _chain(instance, graph, start) -> list[dict]:
         where = _asset_partition(node["asset"], node["partition"])
         by_asset: dict[str, list[tuple[str | None, Any]]] = {}
         for asset, partition, how in _parents(graph, instance, node["asset"], node["partition"]):
-            parent = None if how.startswith("unmapped") else _latest_before(instance, asset, partition,
-                                                                             record.storage_id)
-            node["inputs"].append({"asset": asset, "partition": partition, "how": how,
-                                   "storage_id": parent.storage_id if parent else None})
+            parent = (
+                None
+                if how.startswith("unmapped")
+                else _latest_before(instance, asset, partition, record.storage_id)
+            )
+            node["inputs"].append(
+                {
+                    "asset": asset,
+                    "partition": partition,
+                    "how": how,
+                    "storage_id": parent.storage_id if parent else None,
+                }
+            )
             if how == "dependency":
                 by_asset.setdefault(asset, []).append((partition, parent))
             if parent is not None:
@@ -227,10 +277,17 @@ def _run(instance, run_id: str) -> dict | None:
         return None
     run = record.dagster_run
     when = lambda t: datetime.fromtimestamp(t).astimezone().isoformat() if t else None  # noqa: E731
-    return {"status": run.status.value, "job": run.job_name, "started": when(record.start_time),
-            "ended": when(record.end_time),
-            "tags": {k: v for k, v in run.tags.items() if k.startswith(("hlv/", "dagster/partition",
-                                                                          "dagster/sensor", "dagster/backfill"))}}
+    return {
+        "status": run.status.value,
+        "job": run.job_name,
+        "started": when(record.start_time),
+        "ended": when(record.end_time),
+        "tags": {
+            k: v
+            for k, v in run.tags.items()
+            if k.startswith(("hlv/", "dagster/partition", "dagster/sensor", "dagster/backfill"))
+        },
+    }
 
 
 def _checks_in_run(instance, run_id: str, asset: str, partition: str | None) -> dict:
@@ -246,8 +303,10 @@ def _checks_in_run(instance, run_id: str, asset: str, partition: str | None) -> 
             continue
         if partition and getattr(data, "partition", None) not in (None, partition):
             continue
-        out[data.check_name] = {"passed": data.passed,
-                                "failures": _plain(data.metadata.get("failures")) if data.metadata else None}
+        out[data.check_name] = {
+            "passed": data.passed,
+            "failures": _plain(data.metadata.get("failures")) if data.metadata else None,
+        }
     return out
 
 
@@ -260,9 +319,11 @@ class _Staleness:
         from dagster._time import get_current_datetime
 
         graph = defs.resolve_asset_graph()
-        view = AssetGraphView(temporal_context=TemporalContext(effective_dt=get_current_datetime(),
-                                                               last_event_id=None),
-                              instance=instance, asset_graph=graph)
+        view = AssetGraphView(
+            temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+            instance=instance,
+            asset_graph=graph,
+        )
         self.graph = graph
         self.resolver = CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
 
@@ -277,10 +338,14 @@ class _Staleness:
             causes = self.resolver.get_stale_root_causes(key, partition) if status.value == "STALE" else []
         except Exception as exc:  # a partition that no longer exists, a changed partitions definition
             return {"status": "UNKNOWN", "causes": [str(exc)[:200]]}
-        return {"status": status.value,
-                "causes": [f"{c.asset_key.to_user_string()}"
-                           f"{'[' + str(c.partition_key) + ']' if c.partition_key else ''}: {c.reason}"
-                           for c in causes]}
+        return {
+            "status": status.value,
+            "causes": [
+                f"{c.asset_key.to_user_string()}"
+                f"{'[' + str(c.partition_key) + ']' if c.partition_key else ''}: {c.reason}"
+                for c in causes
+            ],
+        }
 
 
 # ---- what the row is about --------------------------------------------------------------------------------
@@ -294,12 +359,19 @@ def _spec(engine, slug: str) -> dict:
         if entry is None:
             return {"slug": slug, "note": "not in the registry"}
         spec = dict(entry.spec)
-        return {"slug": slug, "backend": spec.get("backend"), "model": spec.get("model"),
-                "revision": spec.get("revision", ""), "dtype": spec.get("dtype", ""),
-                "capabilities": spec.get("capabilities"), "params": spec.get("params", {}),
-                "options": spec.get("options", {}),
-                "active": entry.active, "registry_source": entry.source,
-                "registry_updated_at": _when(entry.updated_at)}
+        return {
+            "slug": slug,
+            "backend": spec.get("backend"),
+            "model": spec.get("model"),
+            "revision": spec.get("revision", ""),
+            "dtype": spec.get("dtype", ""),
+            "capabilities": spec.get("capabilities"),
+            "params": spec.get("params", {}),
+            "options": spec.get("options", {}),
+            "active": entry.active,
+            "registry_source": entry.source,
+            "registry_updated_at": _when(entry.updated_at),
+        }
 
 
 def _call_cache(engine, identity: dict | None, operation: str) -> dict | None:
@@ -311,14 +383,24 @@ def _call_cache(engine, identity: dict | None, operation: str) -> dict | None:
     if not identity:
         return None
     with Session(engine) as session:
-        records = list(session.exec(select(LLMCall.record).where(
-            LLMCall.backend == identity.get("backend"), LLMCall.model_id == identity.get("model_id"),
-            LLMCall.operation == operation)))
-    return {"backend": identity.get("backend"), "model_id": identity.get("model_id"), "operation": operation,
-            "records": len(records),
-            "prompt_tokens": sum(int(r.get("prompt_tokens") or 0) for r in records),
-            "completion_tokens": sum(int(r.get("completion_tokens") or 0) for r in records),
-            "cost_usd": round(sum(float(r.get("cost_usd") or 0.0) for r in records), 6)}
+        records = list(
+            session.exec(
+                select(LLMCall.record).where(
+                    LLMCall.backend == identity.get("backend"),
+                    LLMCall.model_id == identity.get("model_id"),
+                    LLMCall.operation == operation,
+                )
+            )
+        )
+    return {
+        "backend": identity.get("backend"),
+        "model_id": identity.get("model_id"),
+        "operation": operation,
+        "records": len(records),
+        "prompt_tokens": sum(int(r.get("prompt_tokens") or 0) for r in records),
+        "completion_tokens": sum(int(r.get("completion_tokens") or 0) for r in records),
+        "cost_usd": round(sum(float(r.get("cost_usd") or 0.0) for r in records), 6),
+    }
 
 
 def _artifacts(engine, kind: str, partition: str, profile: str) -> list:
@@ -332,14 +414,21 @@ def _templates(variants: Iterable[str]) -> dict:
     from hlv_assets.lib.mjd_run import MJD_VERSION
     from hlv_assets.lib.prompts import template_sha256
 
-    names = {"plain": ["PLAIN_TEMPLATE"], "explanations": ["EXPLANATION_TEMPLATE", "COMMENT_TEMPLATE"],
-             "explicit": ["EXPLANATION_TEMPLATE", "EXPLICIT_COMMENT_TEMPLATE"]}
+    names = {
+        "plain": ["PLAIN_TEMPLATE"],
+        "explanations": ["EXPLANATION_TEMPLATE", "COMMENT_TEMPLATE"],
+        "explicit": ["EXPLANATION_TEMPLATE", "EXPLICIT_COMMENT_TEMPLATE"],
+    }
     chosen = []
     for variant in sorted(set(variants)) or ["plain", "explanations"]:
         chosen += [n for n in names.get(variant, []) if n not in chosen]
-    return {"variants": sorted(set(variants)), "mjd_version": MJD_VERSION,
-            "templates": [{"name": n, "sha256": template_sha256(getattr(J, n)), "text": getattr(J, n)}
-                          for n in chosen]}
+    return {
+        "variants": sorted(set(variants)),
+        "mjd_version": MJD_VERSION,
+        "templates": [
+            {"name": n, "sha256": template_sha256(getattr(J, n)), "text": getattr(J, n)} for n in chosen
+        ],
+    }
 
 
 def selection_rule(source: str) -> dict:
@@ -352,30 +441,45 @@ def selection_rule(source: str) -> dict:
     base = source.rpartition("@")[0] if "@" in source else source
     generator, set_name = split_source(base)
     if generator is None:
-        rule = ("no explanations: the plain MJD prompt" if set_name == "none" else
-                "human: VariErr's 4 annotator explanations of the item (`comments`), with their labels")
+        rule = (
+            "no explanations: the plain MJD prompt"
+            if set_name == "none"
+            else "human: VariErr's 4 annotator explanations of the item (`comments`), with their labels"
+        )
         return {"source": source, "generator": None, "set": set_name, "rule": rule}
     scheme, criterion = split_set_name(set_name)
     schemes = {
         "lf": "LF (label-free): one explanation per label, 3 per item",
-        "varierr-lg": "VariErr-LG (label-guided): the item's human label sequence (4 slots), each slot a model "
-                      "explanation of the same label; k_l = VariErr count of label l",
+        "varierr-lg": (
+            "VariErr-LG (label-guided): the item's human label sequence (4 slots), each slot a model "
+            "explanation of the same label; k_l = VariErr count of label l"
+        ),
         "mnli-lg": "MNLI-LG (label-guided): 5 slots, k_l = MNLI count of label l",
     }
-    criteria = {"first": "first: the first k parsed explanations",
-                "longest": "longest: the k longest by characters"}
+    criteria = {
+        "first": "first: the first k parsed explanations",
+        "longest": "longest: the k longest by characters",
+    }
     options = RELEASED_SELECTION_OPTIONS.get(generator, DEFAULT_SELECTION)
-    return {"source": source, "generator": generator, "set": set_name,
-            "rule": f"{schemes[scheme]}; {criteria[criterion]}",
-            "selection_options": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(options).items()}}
+    return {
+        "source": source,
+        "generator": generator,
+        "set": set_name,
+        "rule": f"{schemes[scheme]}; {criteria[criterion]}",
+        "selection_options": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(options).items()},
+    }
 
 
 def _generation_prompt() -> dict:
     from hlv_assets.lib.explanation_sets import GENERATIONS_VERSION
     from hlv_assets.lib.prompts import GENERATION_TEMPLATE, template_sha256
 
-    return {"name": "GENERATION_TEMPLATE", "sha256": template_sha256(GENERATION_TEMPLATE),
-            "generations_version": GENERATIONS_VERSION, "text": GENERATION_TEMPLATE}
+    return {
+        "name": "GENERATION_TEMPLATE",
+        "sha256": template_sha256(GENERATION_TEMPLATE),
+        "generations_version": GENERATIONS_VERSION,
+        "text": GENERATION_TEMPLATE,
+    }
 
 
 def _released_files(slug: str, spec: dict) -> dict | None:
@@ -410,11 +514,15 @@ def _raw_inputs(recorded: dict[str, str], verify: bool) -> list[dict]:
     out = []
     for rel in sorted(recorded):
         pin = pinned.get(rel)
-        entry = {"path": rel, "recorded_sha256": recorded[rel] or None,
-                 "pinned_sha256": pin.sha256 if pin else None,
-                 "upstream": f"{pin.repository}@{pin.commit[:7]}:{pin.upstream_path}" if pin else None}
-        entry["matches_pinned"] = (entry["recorded_sha256"] == entry["pinned_sha256"]
-                                   if entry["recorded_sha256"] and pin else None)
+        entry = {
+            "path": rel,
+            "recorded_sha256": recorded[rel] or None,
+            "pinned_sha256": pin.sha256 if pin else None,
+            "upstream": f"{pin.repository}@{pin.commit[:7]}:{pin.upstream_path}" if pin else None,
+        }
+        entry["matches_pinned"] = (
+            entry["recorded_sha256"] == entry["pinned_sha256"] if entry["recorded_sha256"] and pin else None
+        )
         if verify:
             local = _local_file(rel)
             entry["local_path"] = str(local) if local else None
@@ -434,27 +542,38 @@ def _checkpoints(data: dict, verify: bool) -> list[dict]:
         if not ckpt:
             out.append({"seed": seed, "path": None, "note": "no checkpoint (reference row)"})
             continue
-        entry = {"seed": seed, "path": ckpt.get("path"), "sha256": ckpt.get("sha256"),
-                 "train_data_sha256": ckpt.get("train_data_sha256")}
+        entry = {
+            "seed": seed,
+            "path": ckpt.get("path"),
+            "sha256": ckpt.get("sha256"),
+            "train_data_sha256": ckpt.get("train_data_sha256"),
+        }
         if verify and ckpt.get("path"):
             path = Path(ckpt["path"])
             weights = path / "model.safetensors" if path.is_dir() else path
             entry["file"] = str(weights)
             entry["current_sha256"] = sha256_file(weights) if weights.is_file() else None
-            entry["matches"] = entry["current_sha256"] == ckpt.get("sha256") if entry["current_sha256"] else None
+            entry["matches"] = (
+                entry["current_sha256"] == ckpt.get("sha256") if entry["current_sha256"] else None
+            )
         out.append(entry)
     return out
 
 
 # ---- putting it together ----------------------------------------------------------------------------------
-def _mjd_section(engine, instance, staleness, partition: str, conversion: str | None, profile: str,
-                 chain: list[dict]) -> dict:
+def _mjd_section(
+    engine, instance, staleness, partition: str, conversion: str | None, profile: str, chain: list[dict]
+) -> dict:
     from hlv_assets.defs.partitions import display_partition
     from hlv_assets.store.results import ResultStore
 
     judge, _, source = display_partition(partition).partition("/")
-    section: dict[str, Any] = {"partition": f"{judge}/{source}", "judge": judge, "explanations": source,
-                               "conversion": conversion}
+    section: dict[str, Any] = {
+        "partition": f"{judge}/{source}",
+        "judge": judge,
+        "explanations": source,
+        "conversion": conversion,
+    }
     dist_asset = f"mjd:{conversion}" if conversion else None
     if dist_asset:
         frame = ResultStore(engine).distribution(dist_asset, partition, profile)
@@ -462,7 +581,8 @@ def _mjd_section(engine, instance, staleness, partition: str, conversion: str | 
     records = _artifacts(engine, "judgment", partition, profile)
     section["judgments"] = {
         "records": len(records),
-        "run_id": records[0].run_id if records else None, "code_version": records[0].code_version if records else None,
+        "run_id": records[0].run_id if records else None,
+        "code_version": records[0].code_version if records else None,
         "score_kinds": sorted({r.data.get("kind") for r in records if r.data.get("kind")}),
         "prompt_tokens": sum(int(r.data.get("prompt_tokens") or 0) for r in records),
     }
@@ -477,17 +597,31 @@ def _mjd_section(engine, instance, staleness, partition: str, conversion: str | 
     if mjd_node:
         meta = mjd_node["metadata"]
         identity = meta.get("judge")
-        section["run"] = {k: meta.get(k) for k in ("items", "prompts", "explanation_orders", "llm_calls",
-                                                     "cache_hits", "letter_mass", "refused_conversions",
-                                                     "items_sha256") if k in meta}
+        section["run"] = {
+            k: meta.get(k)
+            for k in (
+                "items",
+                "prompts",
+                "explanation_orders",
+                "llm_calls",
+                "cache_hits",
+                "letter_mass",
+                "refused_conversions",
+                "items_sha256",
+            )
+            if k in meta
+        }
         section["run"]["run_id"] = mjd_node["run_id"]
         section["run"]["code_version"] = mjd_node["code_version"]
         section["checks"] = _checks_in_run(instance, mjd_node["run_id"], "mjd", partition) if instance else {}
         current = section["prompt"]["mjd_version"]
         if mjd_node["code_version"]:
             section["prompt"]["unchanged_since_run"] = mjd_node["code_version"].split("+")[0] == current
-    section["judge_llm"] = {**_spec(engine, judge), "identity_at_run": identity,
-                            "call_cache": _call_cache(engine, identity, "label_logits")}
+    section["judge_llm"] = {
+        **_spec(engine, judge),
+        "identity_at_run": identity,
+        "call_cache": _call_cache(engine, identity, "label_logits"),
+    }
     if staleness is not None:
         section["stale"] = staleness("mjd", partition)
     section["explanation_source"] = selection_rule(source)
@@ -501,25 +635,49 @@ def _generator_section(engine, instance, slug: str, profile: str, chain: list[di
     spec = _spec(engine, slug)
     out: dict[str, Any] = {**spec, "prompt": _generation_prompt()}
     artifacts = _artifacts(engine, "generation", slug, profile)
-    out["generations"] = {"records": len(artifacts), "parsed_ok": sum(bool(a.data.get("ok")) for a in artifacts),
-                          "run_id": artifacts[0].run_id if artifacts else None,
-                          "code_version": artifacts[0].code_version if artifacts else None}
+    out["generations"] = {
+        "records": len(artifacts),
+        "parsed_ok": sum(bool(a.data.get("ok")) for a in artifacts),
+        "run_id": artifacts[0].run_id if artifacts else None,
+        "code_version": artifacts[0].code_version if artifacts else None,
+    }
     identity = None
     if instance is not None:
         # explanation_sets reads the stored generations (no Dagster dependency): the generations in effect are
         # the latest llm_generations materialization before the explanation set's
-        sets_node = next((n for n in chain if n["asset"] == "explanation_sets" and n["partition"] == source), None)
-        record = _latest_before(instance, "llm_generations", slug, sets_node["storage_id"] if sets_node else None)
+        sets_node = next(
+            (n for n in chain if n["asset"] == "explanation_sets" and n["partition"] == source), None
+        )
+        record = _latest_before(
+            instance, "llm_generations", slug, sets_node["storage_id"] if sets_node else None
+        )
         if record is not None:
             node = _node(record)
             meta = node["metadata"]
-            out["run"] = {"run_id": node["run_id"], "code_version": node["code_version"],
-                          "data_version": node["data_version"],
-                          **{k: meta.get(k) for k in ("items", "llm_calls", "cache_hits", "prompt_tokens",
-                                                      "completion_tokens", "cost_usd", "unparsed") if k in meta}}
+            out["run"] = {
+                "run_id": node["run_id"],
+                "code_version": node["code_version"],
+                "data_version": node["data_version"],
+                **{
+                    k: meta.get(k)
+                    for k in (
+                        "items",
+                        "llm_calls",
+                        "cache_hits",
+                        "prompt_tokens",
+                        "completion_tokens",
+                        "cost_usd",
+                        "unparsed",
+                    )
+                    if k in meta
+                },
+            }
             identity = meta.get("generator")
     if identity is None:
-        identity = _judge_identity(instance, slug) or {"backend": spec.get("backend"), "model_id": spec.get("model")}
+        identity = _judge_identity(instance, slug) or {
+            "backend": spec.get("backend"),
+            "model_id": spec.get("model"),
+        }
     out["identity"] = identity
     out["call_cache"] = _call_cache(engine, identity, "generate")
     if spec.get("backend") == "released":
@@ -566,12 +724,20 @@ def audit(row_id: str, *, engine=None, instance=None, defs=None, verify: bool = 
     versions = _versions(engine, row_id)
     row = next((v for v in versions if v.current), versions[0])
     report: dict[str, Any] = {
-        "id": row.row_id, "table": row.table_name, "current": row.current,
+        "id": row.row_id,
+        "table": row.table_name,
+        "current": row.current,
         "row": {**row.data, "profile": row.profile, "items_sha256": row.items_sha256},
-        "written_by": {"asset": row.asset_key, "partition": row.partition_key,
-                       "asset_partition": _asset_partition(row.asset_key, row.partition_key),
-                       "run_id": row.run_id, "code_version": row.code_version, "profile": row.profile,
-                       "created_at": _when(row.created_at), "inputs_sha256": row.inputs_sha256},
+        "written_by": {
+            "asset": row.asset_key,
+            "partition": row.partition_key,
+            "asset_partition": _asset_partition(row.asset_key, row.partition_key),
+            "run_id": row.run_id,
+            "code_version": row.code_version,
+            "profile": row.profile,
+            "created_at": _when(row.created_at),
+            "inputs_sha256": row.inputs_sha256,
+        },
         "notes": [],
     }
     if not row.current:
@@ -584,8 +750,10 @@ def audit(row_id: str, *, engine=None, instance=None, defs=None, verify: bool = 
         report["written_by"]["run"] = _run(instance, row.run_id)
         start = _materialization_in_run(instance, row.asset_key, row.partition_key or None, row.run_id)
         if start is None:
-            report["notes"].append(f"no materialization of {report['written_by']['asset_partition']} in run "
-                                   f"{row.run_id or '(none)'}: the chain starts from the store only")
+            report["notes"].append(
+                f"no materialization of {report['written_by']['asset_partition']} in run "
+                f"{row.run_id or '(none)'}: the chain starts from the store only"
+            )
         if defs is None:
             from hlv_assets.runner import load_definitions
 
@@ -605,16 +773,28 @@ def audit(row_id: str, *, engine=None, instance=None, defs=None, verify: bool = 
     data = row.data
     dist_asset = data.get("distribution_asset")
     if data.get("source") == "mjd" and not dist_asset:  # an MJD row of the comparison table
-        report["mjd"] = _mjd_section(engine, instance, staleness, row.partition_key, data.get("conversion"),
-                                     row.profile, chain)
+        report["mjd"] = _mjd_section(
+            engine, instance, staleness, row.partition_key, data.get("conversion"), row.profile, chain
+        )
     if "checkpoints" in data or "checkpoint_path" in data:
-        report["finetune"] = {"encoder": data.get("encoder"), "encoder_model": data.get("encoder_model"),
-                              "seeds": data.get("seeds"), "checkpoints": _checkpoints(data, verify),
-                              "distribution_asset": dist_asset,
-                              "distribution_partition": data.get("distribution_partition")}
+        report["finetune"] = {
+            "encoder": data.get("encoder"),
+            "encoder_model": data.get("encoder_model"),
+            "seeds": data.get("seeds"),
+            "checkpoints": _checkpoints(data, verify),
+            "distribution_asset": dist_asset,
+            "distribution_partition": data.get("distribution_partition"),
+        }
         if dist_asset and dist_asset.startswith("mjd:"):
-            report["mjd"] = _mjd_section(engine, instance, staleness, data.get("distribution_partition") or "",
-                                         dist_asset.split(":", 1)[1], row.profile, chain)
+            report["mjd"] = _mjd_section(
+                engine,
+                instance,
+                staleness,
+                data.get("distribution_partition") or "",
+                dist_asset.split(":", 1)[1],
+                row.profile,
+                chain,
+            )
     recorded: dict[str, str] = {}
     for node in chain:
         inputs = node["metadata"].get("inputs_sha256")

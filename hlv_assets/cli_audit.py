@@ -1,4 +1,4 @@
-"""`hlv audit <id>`: the chain behind one result row, as text or JSON (the gathering is `hlv_assets.audit`)."""
+"""`hlv audit <id>`: the chain behind one result row, as text or JSON (gathered by `hlv_assets.audit`)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ def cmd_audit(args) -> int:
     from hlv_assets.store.db import default_url, get_engine
 
     try:
-        report = audit(args.id, engine=get_engine(default_url()), instance=_instance(), verify=not args.no_verify)
+        report = audit(
+            args.id, engine=get_engine(default_url()), instance=_instance(), verify=not args.no_verify
+        )
     except AuditError as exc:
         print(f"hlv audit: {exc}", file=sys.stderr)
         return 1
@@ -35,14 +37,20 @@ def cmd_audit(args) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "audit", help="the chain behind one result row: run, code version, judge, prompts, explanations, raw files",
-        description="From a row id (printed by `hlv tables ... --format json`; a unique prefix is enough) back "
-                    "to the raw files: the run and code version that wrote it, the Dagster materializations it was "
-                    "built from, for MJDs the judge, prompt templates, explanation source and generator calls, for "
-                    "fine-tunes the checkpoints, then the raw files' sha256 and the row's earlier versions.")
+        "audit",
+        help="the chain behind one result row: run, code version, judge, prompts, explanations, raw files",
+        description=(
+            "From a row id (printed by `hlv tables ... --format json`; a unique prefix is enough) back to "
+            "the raw files: the run and code version that wrote it, the Dagster materializations it was "
+            "built from, for MJDs the judge, prompt templates, explanation source and generator calls, for "
+            "fine-tunes the checkpoints, then the raw files' sha256 and the row's earlier versions."
+        ),
+    )
     p.add_argument("id", help="result row id, e.g. dc-0450d75983db")
     p.add_argument("--format", default="text", choices=["text", "json"])
-    p.add_argument("--no-verify", action="store_true", help="do not re-hash the raw files and checkpoints on disk")
+    p.add_argument(
+        "--no-verify", action="store_true", help="do not re-hash the raw files and checkpoints on disk"
+    )
     p.set_defaults(func=cmd_audit)
 
 
@@ -80,14 +88,24 @@ def render_text(report: dict) -> str:
     w = report["written_by"]
     add("")
     add(f"written by {w['asset_partition']}")
-    add(f"  run {w['run_id'] or '-'}  code {w['code_version'] or '-'}  profile {w['profile']}  at {w['created_at']}")
+    add(
+        f"  run {w['run_id'] or '-'}  code {w['code_version'] or '-'}  profile {w['profile']}"
+        f"  at {w['created_at']}"
+    )
     if w.get("run"):
-        add(f"  run {w['run']['status']}  {w['run']['started']} -> {w['run']['ended']}  {_fmt(w['run']['tags'])}")
+        add(
+            f"  run {w['run']['status']}  {w['run']['started']} -> {w['run']['ended']}"
+            f"  {_fmt(w['run']['tags'])}"
+        )
     if w.get("stale"):
         add(_stale(w["stale"]))
     if report.get("freshness"):
         f = report["freshness"]
-        add("  up to date" if f["up_to_date"] else "  OUT OF DATE:" + "".join(f"\n    {r}" for r in f["reasons"]))
+        add(
+            "  up to date"
+            if f["up_to_date"]
+            else "  OUT OF DATE:" + "".join(f"\n    {r}" for r in f["reasons"])
+        )
     if report.get("finetune"):
         _render_finetune(report["finetune"], add)
     if report.get("mjd"):
@@ -102,26 +120,39 @@ def render_text(report: dict) -> str:
             mismatched = [i["asset"] for i in n["inputs"] if i.get("matches") is False]
             if mismatched:
                 flags.append(f"read other data of {', '.join(mismatched)}")
-            add(f"  {_where(n['asset'], n['partition'])}  run {n['run_id'][:8]}  code {n['code_version']}  "
-                f"data {_short(n['data_version'], 12)}{'  [' + ', '.join(flags) + ']' if flags else ''}")
+            add(
+                f"  {_where(n['asset'], n['partition'])}  run {n['run_id'][:8]}  code {n['code_version']}  "
+                f"data {_short(n['data_version'], 12)}{'  [' + ', '.join(flags) + ']' if flags else ''}"
+            )
     add("")
     add("raw input files:")
     for f in report["raw_inputs"]:
         pin = {True: "= pinned", False: "!= PINNED", None: ""}[f["matches_pinned"]]
         now = ""
         if "current_sha256" in f:
-            now = ("  on disk: missing" if not f["current_sha256"] else
-                   "  on disk: same" if f["current_sha256"] == (f["recorded_sha256"] or f["pinned_sha256"]) else
-                   f"  on disk: CHANGED {f['current_sha256'][:16]}…")
+            now = (
+                "  on disk: missing"
+                if not f["current_sha256"]
+                else "  on disk: same"
+                if f["current_sha256"] == (f["recorded_sha256"] or f["pinned_sha256"])
+                else f"  on disk: CHANGED {f['current_sha256'][:16]}…"
+            )
         add(f"  {f['path']}  ({f['upstream'] or 'not pinned'})")
-        add(f"    recorded {_short(f['recorded_sha256'] or '-')} {pin}  pinned {_short(f['pinned_sha256'])}{now}")
+        add(
+            f"    recorded {_short(f['recorded_sha256'] or '-')} {pin}"
+            f"  pinned {_short(f['pinned_sha256'])}{now}"
+        )
     add("")
     n = len(report["history"])
     add(f"history ({n} version{'s' if n != 1 else ''}, newest first):")
     for h in report["history"]:
-        changed = ", ".join(f"{k} {_fmt(v['before'])} -> {_fmt(v['after'])}" for k, v in list(h["changed"].items())[:6])
-        add(f"  {h['created_at']}  run {(h['run_id'] or '-')[:8]}  code {h['code_version']}"
-            f"{'  current' if h['current'] else ''}{'  changed: ' + changed if changed else ''}")
+        changed = ", ".join(
+            f"{k} {_fmt(v['before'])} -> {_fmt(v['after'])}" for k, v in list(h["changed"].items())[:6]
+        )
+        add(
+            f"  {h['created_at']}  run {(h['run_id'] or '-')[:8]}  code {h['code_version']}"
+            f"{'  current' if h['current'] else ''}{'  changed: ' + changed if changed else ''}"
+        )
     for note in report["notes"]:
         add(f"note: {note}")
     return "\n".join(lines)
@@ -129,8 +160,10 @@ def render_text(report: dict) -> str:
 
 def _render_finetune(ft: dict, add) -> None:
     add("")
-    add(f"fine-tune {ft['encoder']} ({ft['encoder_model']}) on {ft['distribution_asset'] or '-'}"
-        f"[{ft['distribution_partition'] or ''}]")
+    add(
+        f"fine-tune {ft['encoder']} ({ft['encoder_model']}) on {ft['distribution_asset'] or '-'}"
+        f"[{ft['distribution_partition'] or ''}]"
+    )
     for c in ft["checkpoints"]:
         if not c.get("path"):
             add(f"  seed {c['seed']}: {c.get('note', 'no checkpoint')}")
@@ -143,25 +176,33 @@ def _render_mjd(m: dict, add) -> None:
     add("")
     add(f"MJD {m['partition']} ({m['conversion'] or 'all conversions'})")
     j = m["judge_llm"]
-    add(f"  judge {j['slug']}: {j.get('backend')} {j.get('model')} revision {j.get('revision') or '-'} "
+    add(
+        f"  judge {j['slug']}: {j.get('backend')} {j.get('model')} revision {j.get('revision') or '-'} "
         f"dtype {j.get('dtype') or '-'} capabilities {j.get('capabilities')} active {j.get('active')} "
-        f"(registry: {j.get('registry_source')})")
+        f"(registry: {j.get('registry_source')})"
+    )
     if j.get("identity_at_run"):
         add(f"  identity at run: {_fmt(j['identity_at_run'])}")
     if j.get("call_cache"):
         add(f"  call cache: {j['call_cache']['records']} label_logits records for this model id")
     js = m["judgments"]
-    add(f"  judgment records: {js['records']} (scores: {', '.join(js['score_kinds']) or '-'}), "
-        f"run {(js['run_id'] or '-')[:8]}, code {js['code_version']}")
+    add(
+        f"  judgment records: {js['records']} (scores: {', '.join(js['score_kinds']) or '-'}), "
+        f"run {(js['run_id'] or '-')[:8]}, code {js['code_version']}"
+    )
     if m.get("run"):
         add("  run: " + "  ".join(f"{k}={_fmt(v)}" for k, v in m["run"].items()))
     if m.get("checks"):
-        add("  checks: " + ", ".join(f"{k} {'passed' if v['passed'] else 'FAILED'}" for k, v in m["checks"].items()))
+        add(
+            "  checks: "
+            + ", ".join(f"{k} {'passed' if v['passed'] else 'FAILED'}" for k, v in m["checks"].items())
+        )
     if m.get("stale"):
         add(_stale(m["stale"]))
     p = m["prompt"]
     unchanged = {True: "unchanged since the run", False: "CHANGED since the run", None: ""}[
-        p.get("unchanged_since_run")]
+        p.get("unchanged_since_run")
+    ]
     add(f"  prompt ({', '.join(p['variants']) or '-'}; {p['mjd_version']}; {unchanged}):")
     for t in p["templates"]:
         add(f"    {t['name']} sha256 {t['sha256']}: {t['text']!r}")
@@ -171,17 +212,27 @@ def _render_mjd(m: dict, add) -> None:
         add(f"    options {_fmt(s['selection_options'])}")
     g = m.get("generator")
     if g:
-        add(f"  generator {g['slug']}: {g.get('backend')} {g.get('model')} revision {g.get('revision') or '-'}")
+        add(
+            f"  generator {g['slug']}: {g.get('backend')} {g.get('model')}"
+            f" revision {g.get('revision') or '-'}"
+        )
         if g.get("run"):
             add("    run: " + "  ".join(f"{k}={_fmt(v)}" for k, v in g["run"].items()))
         if g.get("call_cache"):
             c = g["call_cache"]
-            add(f"    call cache: {c['records']} generate records for {c['backend']}/{c['model_id']}, "
-                f"{c['prompt_tokens']} prompt + {c['completion_tokens']} completion tokens, ${c['cost_usd']}")
+            add(
+                f"    call cache: {c['records']} generate records for {c['backend']}/{c['model_id']}, "
+                f"{c['prompt_tokens']} prompt + {c['completion_tokens']} completion tokens, ${c['cost_usd']}"
+            )
         gen = g["generations"]
-        add(f"    stored generations: {gen['records']} ({gen['parsed_ok']} parsed), run {(gen['run_id'] or '-')[:8]}")
+        add(
+            f"    stored generations: {gen['records']} ({gen['parsed_ok']} parsed),"
+            f" run {(gen['run_id'] or '-')[:8]}"
+        )
         if g.get("released_files"):
             r = g["released_files"]
-            add(f"    published files: {r['files']} under {r['folder']} (combined pinned sha256 "
-                f"{r['pinned_sha256'][:16]}…)")
+            add(
+                f"    published files: {r['files']} under {r['folder']} (combined pinned sha256 "
+                f"{r['pinned_sha256'][:16]}…)"
+            )
         add(f"    prompt {g['prompt']['name']} sha256 {g['prompt']['sha256']}: {g['prompt']['text']!r}")

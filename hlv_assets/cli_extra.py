@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from hlv_assets import cli_items
+from hlv_assets import cli_audit, cli_items, cli_llm, cli_report
 
-REGISTRARS: list = [cli_items.register]
+REGISTRARS: list = [cli_items.register, cli_llm.register, cli_audit.register, cli_report.register]

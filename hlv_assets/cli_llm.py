@@ -40,10 +40,17 @@ def cmd_add(args) -> int:
     from hlv_assets.store import registry
 
     try:
-        spec = LLMSpec(slug=args.slug, backend=args.backend, model=args.model or "", revision=args.revision or "",
-                       dtype=args.dtype or "", params=_pairs(args.param, "--param"),
-                       capabilities=tuple(dict.fromkeys(args.capability or ())),
-                       options=_pairs(args.option, "--option"), description=args.description or "")
+        spec = LLMSpec(
+            slug=args.slug,
+            backend=args.backend,
+            model=args.model or "",
+            revision=args.revision or "",
+            dtype=args.dtype or "",
+            params=_pairs(args.param, "--param"),
+            capabilities=tuple(dict.fromkeys(args.capability or ())),
+            options=_pairs(args.option, "--option"),
+            description=args.description or "",
+        )
     except (SpecError, TypeError, ValueError) as exc:
         print(f"hlv llm add: {exc}", file=sys.stderr)
         return 2
@@ -51,8 +58,11 @@ def cmd_add(args) -> int:
     sync_registry(engine)  # the YAML defaults first, so a user's entry is never overwritten by them later
     existed = args.slug in {e.slug for e in registry.entries(engine)}
     registry.upsert(engine, spec.to_dict(), source="cli")
-    print(f"{'updated' if existed else 'added'} {spec.slug}: {spec.backend} {spec.model} "
-          f"capabilities {', '.join(spec.capabilities)} (active; `hlv run` or the registry sensor adds its partition)")
+    print(
+        f"{'updated' if existed else 'added'} {spec.slug}: {spec.backend} {spec.model} "
+        f"capabilities {', '.join(spec.capabilities)}"
+        " (active; `hlv run` or the registry sensor adds its partition)"
+    )
     return 0
 
 
@@ -62,9 +72,17 @@ def list_records(engine=None) -> list[dict]:
 
     engine = engine or _engine()
     sync_registry(engine)
-    return [{"slug": e.slug, "backend": e.spec.get("backend"), "model": e.spec.get("model"),
-             "capabilities": list(e.spec.get("capabilities") or []), "active": e.active, "source": e.source}
-            for e in registry.entries(engine)]
+    return [
+        {
+            "slug": e.slug,
+            "backend": e.spec.get("backend"),
+            "model": e.spec.get("model"),
+            "capabilities": list(e.spec.get("capabilities") or []),
+            "active": e.active,
+            "source": e.source,
+        }
+        for e in registry.entries(engine)
+    ]
 
 
 def cmd_list(args) -> int:
@@ -92,14 +110,17 @@ def cmd_retire(args) -> int:
     except KeyError as exc:
         print(f"hlv llm retire: {exc.args[0]}", file=sys.stderr)
         return 1
-    print(f"retired {args.slug}: its partitions and results stay; automation no longer refreshes them "
-          f"(`hlv llm add` it again to reactivate)")
+    print(
+        f"retired {args.slug}: its partitions and results stay; automation no longer refreshes them "
+        f"(`hlv llm add` it again to reactivate)"
+    )
     return 0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("llm", help="the LLM registry: add, list, retire",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "llm", help="the LLM registry: add, list, retire", description=__doc__.split("\n\n")[0]
+    )
     sub = p.add_subparsers(dest="llm_command", required=True)
 
     a = sub.add_parser("add", help="add or replace an LLM (validated; wins over llms.yaml from then on)")
@@ -108,12 +129,24 @@ def register(subparsers) -> None:
     a.add_argument("--model", help="model id or path (released: the published folder, may be omitted)")
     a.add_argument("--revision")
     a.add_argument("--dtype")
-    a.add_argument("--capability", action="append", choices=["generate", "label_logits"],
-                   help="repeat for several (default: both; released: generate)")
-    a.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="backend option (e.g. tensor_parallel_size=2, api_key_env=OPENAI_API_KEY); repeatable")
-    a.add_argument("--param", action="append", metavar="KEY=VALUE",
-                   help="decoding parameter (max_new_tokens, temperature, top_p, seed); repeatable")
+    a.add_argument(
+        "--capability",
+        action="append",
+        choices=["generate", "label_logits"],
+        help="repeat for several (default: both; released: generate)",
+    )
+    a.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="backend option (e.g. tensor_parallel_size=2, api_key_env=OPENAI_API_KEY); repeatable",
+    )
+    a.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="decoding parameter (max_new_tokens, temperature, top_p, seed); repeatable",
+    )
     a.add_argument("--description")
     a.set_defaults(func=cmd_add)
 

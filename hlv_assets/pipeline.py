@@ -68,6 +68,8 @@ def main_steps(instance, profile_name: str | None = None) -> list[Step]:
     steps += [Step("mjd_comparison", f"{EMBEDDED}/{s}") for s in sources]
     steps += [Step("finetune_minilm_reference"), Step("finetune_minilm_baseline", "chaosnli"),
               Step("finetune_minilm", f"{EMBEDDED}/{profile.main_sources[-1]}")]
+    steps += [Step("replacement_curves", EMBEDDED), Step("preference_selection", EMBEDDED),
+              Step("explanation_variability"), Step("ternary_plots"), Step("paper_report")]
     return steps
 
 

@@ -16,9 +16,12 @@ TABLES = {
     "finetune-comparison": ("finetune_comparison", ["id", "encoder", "source", "llm", "explanations", "conversion",
                                                     "profile", "seeds"]),
     "anli-ood": ("anli_ood", ["id", "encoder", "source", "llm", "explanations", "conversion", "profile"]),
-    "replacement": ("replacement", ["id", "judge", "kind", "r", "n", "kl", "jsd", "tvd", "dcor"]),
-    "preference-selection": ("preference_selection", ["id"]),
-    "variability": ("variability", ["id"]),
+    "replacement": ("replacement", ["id", "judge", "kind", "r", "conversion", "n", "kl", "jsd", "tvd", "dcor",
+                                    "model_set"]),
+    "preference-selection": ("preference_selection", ["id", "kind", "judge", "set", "label", "conversion", "n",
+                                                      "filled_share", "poster_share", "kl", "jsd", "tvd", "dcor"]),
+    "variability": ("variability", ["id", "set", "scope", "n", "n_pairs", "lex1", "lex2", "lex3", "syn1", "syn2",
+                                    "syn3", "cos", "euc", "avg", "embedder"]),
 }
 
 

@@ -1,4 +1,4 @@
-"""`hlv llm add|list|retire` through `hlv_assets.cli.main`, each test with its own results store (HLV_HOME)."""
+"""`hlv llm add|list|retire` through `hlv_assets.cli.main`, each test with its own store (HLV_HOME)."""
 
 from __future__ import annotations
 
@@ -38,8 +38,14 @@ def _listed(hlv) -> dict[str, dict]:
 def test_list_shows_the_yaml_defaults(hlv):
     rows = _listed(hlv)
     assert {"llama3", "gpt4o", "mixtral", "smollm2-135m"} <= set(rows)
-    assert rows["llama3"] == {"slug": "llama3", "backend": "released", "model": "Llama3",
-                              "capabilities": ["generate"], "active": True, "source": "yaml"}
+    assert rows["llama3"] == {
+        "slug": "llama3",
+        "backend": "released",
+        "model": "Llama3",
+        "capabilities": ["generate"],
+        "active": True,
+        "source": "yaml",
+    }
     code, out, _ = hlv("llm", "list")
     assert code == 0
     header, *lines = out.splitlines()
@@ -48,13 +54,38 @@ def test_list_shows_the_yaml_defaults(hlv):
 
 
 def test_add_validates_and_upserts_with_typed_options(hlv):
-    code, out, _ = hlv("llm", "add", "qwen-judge", "--backend", "vllm", "--model", "Qwen/Qwen2.5-7B-Instruct",
-                       "--revision", "abc123", "--dtype", "bfloat16", "--capability", "label_logits",
-                       "--option", "tensor_parallel_size=2", "--option", "enable_prefix_caching=true",
-                       "--param", "temperature=0.0", "--param", "max_new_tokens=64")
+    code, out, _ = hlv(
+        "llm",
+        "add",
+        "qwen-judge",
+        "--backend",
+        "vllm",
+        "--model",
+        "Qwen/Qwen2.5-7B-Instruct",
+        "--revision",
+        "abc123",
+        "--dtype",
+        "bfloat16",
+        "--capability",
+        "label_logits",
+        "--option",
+        "tensor_parallel_size=2",
+        "--option",
+        "enable_prefix_caching=true",
+        "--param",
+        "temperature=0.0",
+        "--param",
+        "max_new_tokens=64",
+    )
     assert code == 0 and out.startswith("added qwen-judge")
-    assert _listed(hlv)["qwen-judge"] == {"slug": "qwen-judge", "backend": "vllm", "model": "Qwen/Qwen2.5-7B-Instruct",
-                                          "capabilities": ["label_logits"], "active": True, "source": "cli"}
+    assert _listed(hlv)["qwen-judge"] == {
+        "slug": "qwen-judge",
+        "backend": "vllm",
+        "model": "Qwen/Qwen2.5-7B-Instruct",
+        "capabilities": ["label_logits"],
+        "active": True,
+        "source": "cli",
+    }
     from hlv_assets.store import registry
 
     spec = registry.get(cli_llm._engine(), "qwen-judge")
@@ -63,15 +94,27 @@ def test_add_validates_and_upserts_with_typed_options(hlv):
     assert (spec["revision"], spec["dtype"]) == ("abc123", "bfloat16")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["Bad|Slug", "--backend", "vllm", "--model", "m"], "invalid LLM slug"),
-    (["x", "--backend", "vllm"], "model (an id or a path) is required"),
-    (["x", "--backend", "vllm", "--model", "m", "--option", "typo_option=1"], "unknown options ['typo_option']"),
-    (["x", "--backend", "openai", "--model", "m", "--option", "api_key=sk-secret-value"], "look like secrets"),
-    (["x", "--backend", "vllm", "--model", "m", "--param", "temprature=0"], "unknown decoding params"),
-    (["x", "--backend", "released", "--model", "Llama3", "--capability", "label_logits"], "no label_logits"),
-    (["x", "--backend", "vllm", "--model", "m", "--option", "novalue"], "is not key=value"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["Bad|Slug", "--backend", "vllm", "--model", "m"], "invalid LLM slug"),
+        (["x", "--backend", "vllm"], "model (an id or a path) is required"),
+        (
+            ["x", "--backend", "vllm", "--model", "m", "--option", "typo_option=1"],
+            "unknown options ['typo_option']",
+        ),
+        (
+            ["x", "--backend", "openai", "--model", "m", "--option", "api_key=sk-secret-value"],
+            "look like secrets",
+        ),
+        (["x", "--backend", "vllm", "--model", "m", "--param", "temprature=0"], "unknown decoding params"),
+        (
+            ["x", "--backend", "released", "--model", "Llama3", "--capability", "label_logits"],
+            "no label_logits",
+        ),
+        (["x", "--backend", "vllm", "--model", "m", "--option", "novalue"], "is not key=value"),
+    ],
+)
 def test_add_refuses_an_invalid_spec_and_stores_nothing(hlv, argv, message):
     code, out, err = hlv("llm", "add", *argv)
     assert code != 0
@@ -82,8 +125,17 @@ def test_add_refuses_an_invalid_spec_and_stores_nothing(hlv, argv, message):
 
 def test_cli_entry_wins_over_yaml_and_retire_keeps_it(hlv):
     # replace a YAML default: the store keeps the user's version from then on, YAML syncs never overwrite it
-    code, out, _ = hlv("llm", "add", "smollm2-135m", "--backend", "transformers", "--model", "my/smollm2",
-                       "--capability", "generate")
+    code, out, _ = hlv(
+        "llm",
+        "add",
+        "smollm2-135m",
+        "--backend",
+        "transformers",
+        "--model",
+        "my/smollm2",
+        "--capability",
+        "generate",
+    )
     assert code == 0 and out.startswith("updated smollm2-135m")
     from hlv_assets.pipeline import sync_registry
 

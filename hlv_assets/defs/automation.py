@@ -108,8 +108,9 @@ def source_generator(source: str) -> str | None:
     return base.rpartition(".")[0] or base
 
 
-def partition_allowed(dims: Mapping[str, str], registry: Mapping[str, RegistryEntry],
-                      capability: str | None) -> bool:
+def partition_allowed(
+    dims: Mapping[str, str], registry: Mapping[str, RegistryEntry], capability: str | None
+) -> bool:
     """Whether automation may request a partition with these keys (`{"llm": slug, "source": source}`, either
     optional): the slug is active and has `capability`; the generator behind the source (if any) is active."""
     slug = dims.get("llm")
@@ -128,15 +129,20 @@ def partition_allowed(dims: Mapping[str, str], registry: Mapping[str, RegistryEn
 
 
 def _role(partitions_def) -> str | None:
-    name = getattr(partitions_def, "name", None) if isinstance(partitions_def, dg.DynamicPartitionsDefinition) \
+    name = (
+        getattr(partitions_def, "name", None)
+        if isinstance(partitions_def, dg.DynamicPartitionsDefinition)
         else None
+    )
     return "llm" if name in SLUG_PARTITIONS else "source" if name in SOURCE_PARTITIONS else None
 
 
 def _dimensions(partitions_def, key: str) -> dict[str, str] | None:
     """The LLM-naming parts of a partition key by role (`llm`, `source`), or None if it names no LLM."""
     if isinstance(partitions_def, dg.MultiPartitionsDefinition):
-        mkey = key if isinstance(key, dg.MultiPartitionKey) else partitions_def.get_partition_key_from_str(key)
+        mkey = (
+            key if isinstance(key, dg.MultiPartitionKey) else partitions_def.get_partition_key_from_str(key)
+        )
         by_name = mkey.keys_by_dimension
         dims = {_role(d.partitions_def): by_name[d.name] for d in partitions_def.partitions_defs}
     else:
@@ -213,8 +219,11 @@ class RequestCap(dg.AutomationCondition):
         ).evaluate_async()
         limit = self.limit if self.limit is not None else max_requests_per_tick()
         # no await from here to the return: the evaluator records this result before the next asset reads
-        used = sum(subset.size for key, subset in context.request_subsets_by_key.items()
-                   if isinstance(key, dg.AssetKey) and key != context.key)
+        used = sum(
+            subset.size
+            for key, subset in context.request_subsets_by_key.items()
+            if isinstance(key, dg.AssetKey) and key != context.key
+        )
         remaining = max(limit - used, 0)
         true_subset = child.true_subset
         if true_subset.size > remaining:
@@ -223,8 +232,10 @@ class RequestCap(dg.AutomationCondition):
                 capped = true_subset.compute_intersection_with_partition_keys(keep)
             else:
                 capped = context.get_empty_subset()
-            context.log.info(f"{context.key.to_user_string()}: {true_subset.size - capped.size} of "
-                             f"{true_subset.size} requests held back by the cap of {limit} per tick")
+            context.log.info(
+                f"{context.key.to_user_string()}: {true_subset.size - capped.size} of "
+                f"{true_subset.size} requests held back by the cap of {limit} per tick"
+            )
             true_subset = capped
         return dg.AutomationResult(context, true_subset, child_results=[child])
 
@@ -247,13 +258,14 @@ def judgment_condition() -> dg.AutomationCondition:
     """`mjd` and everything downstream keyed by (judge, source): eager for active judges with label logits,
     and only once every upstream blocking check (the MJD's distribution suite, its letter mass) has passed."""
     return RequestCap(
-        (RegistryAllows(LABEL_LOGITS) & _eager() & dg.AutomationCondition.all_deps_blocking_checks_passed())
-        .with_label("eager_for_active_judges_after_checks")
+        (
+            RegistryAllows(LABEL_LOGITS) & _eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+        ).with_label("eager_for_active_judges_after_checks")
     )
 
 
 def llm_roles(partitions_def) -> set[str]:
-    """Which LLM-naming dimensions a partitions definition has: `llm` (slugs), `source` (explanation sources)."""
+    """The LLM-naming dimensions of a partitions definition: `llm` (slugs), `source` (explanation sources)."""
     if isinstance(partitions_def, dg.MultiPartitionsDefinition):
         return {r for r in (_role(d.partitions_def) for d in partitions_def.partitions_defs) if r}
     role = _role(partitions_def)
@@ -275,8 +287,8 @@ def condition_for(partitions_def) -> dg.AutomationCondition | None:
 
 
 def with_registry_conditions(defs: dg.Definitions) -> dg.Definitions:
-    """`defs` with `condition_for` applied to every automated asset whose partitions name an LLM (what the asset
-    modules are meant to declare themselves; for tests, and to check that they do)."""
+    """`defs` with `condition_for` applied to every automated asset whose partitions name an LLM (what the
+    asset modules are meant to declare themselves; for tests, and to check that they do)."""
     graph = defs.resolve_asset_graph()
 
     def _apply(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -290,10 +302,11 @@ def with_registry_conditions(defs: dg.Definitions) -> dg.Definitions:
 
 
 # ---- registry -> partitions -------------------------------------------------------------------------------
-def partition_requests(instance: dg.DagsterInstance, engine=None, *, sync_defaults: bool = True,
-                       log=None) -> list[dg.AddDynamicPartitionsRequest]:
-    """What the registry asks of the dynamic partitions: its active slugs that are not yet `llm` partitions, and
-    the built-in explanation sources. Only additions: a retired LLM keeps its partitions."""
+def partition_requests(
+    instance: dg.DagsterInstance, engine=None, *, sync_defaults: bool = True, log=None
+) -> list[dg.AddDynamicPartitionsRequest]:
+    """What the registry asks of the dynamic partitions: its active slugs that are not yet `llm` partitions,
+    and the built-in explanation sources. Only additions: a retired LLM keeps its partitions."""
     from hlv_assets.llm.registry import SpecError, validate_slug
     from hlv_assets.pipeline import sync_registry
     from hlv_assets.store import registry
@@ -356,7 +369,7 @@ def registry_sensor() -> dg.SensorDefinition:
         minimum_interval_seconds=int(os.environ.get("HLV_REGISTRY_SENSOR_SECONDS", 60)),
         default_status=_status("HLV_REGISTRY_SENSOR_STATUS"),
         description="LLM registry -> `llm` partitions (only additions; a retired LLM keeps its partitions), "
-                    "plus the `none`/`human` explanation sources. YAML defaults synced on HLV_REGISTRY_CRON.",
+        "plus the `none`/`human` explanation sources. YAML defaults synced on HLV_REGISTRY_CRON.",
     )
 
 
@@ -369,7 +382,7 @@ def automation_sensor() -> dg.AutomationConditionSensorDefinition:
         use_user_code_server=True,  # the registry-aware conditions are Python reading the store
         run_tags={"hlv/trigger": "automation"},
         description="Declarative automation of every asset; LLM-keyed assets follow the registry and at most "
-                    "HLV_AUTOMATION_MAX_PER_TICK asset partitions are requested per tick.",
+        "HLV_AUTOMATION_MAX_PER_TICK asset partitions are requested per tick.",
     )
 
 

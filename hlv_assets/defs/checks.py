@@ -8,9 +8,10 @@ import pandas as pd
 DISTRIBUTION_CHECK = "distribution_suite"
 
 
-def distribution_check_spec(asset_name: str, description: str = "") -> dg.AssetCheckSpec:
+def distribution_check_spec(asset_name: str, description: str = "",
+                            partitions_def: dg.PartitionsDefinition | None = None) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        DISTRIBUTION_CHECK, asset=asset_name, blocking=True,
+        DISTRIBUTION_CHECK, asset=asset_name, blocking=True, partitions_def=partitions_def,
         description=description or "GX: each probability in [0,1], rows sum to 1 (1e-6), no NaN, row count",
     )
 

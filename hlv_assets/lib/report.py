@@ -294,6 +294,10 @@ def replacement_figure(records: Sequence[dict], judge: str, *, conversion: str =
     title = f"{judge}: {metric.upper()} to the HJD, n = {n} items ({conversion}), profile {profile}"
     if model_set:
         title += f"\nmodel explanations: {model_set}"
+    values = [v for c in curves.values() for v in c.values()] + list((reference or {}).values())
+    spread = max(values) - min(values)
+    if spread < 0.01:  # matplotlib zooms in on any spread: say how small it is
+        title += f"\n(all values lie within {spread:.5f} of each other)"
     return replacement_curve_png(curves, metric=f"{metric.upper()} (mean over items)", path=path,
                                  reference=reference, title=title)
 
@@ -811,7 +815,11 @@ class _Builder:
                  "cosine similarity and euc = 1 / (1 + Euclidean distance) of all-MiniLM-L6-v2 sentence "
                  "embeddings, avg = mean of the eight."),
             _side_by_side("explanations", rows, metrics[:6], self.stats),
-            _side_by_side("explanations", rows, metrics[6:], self.stats), *reasons.block()]
+            _side_by_side("explanations", rows, metrics[6:], self.stats), *reasons.block(),
+            Para("The poster's AVG column is not the mean of its eight columns ("
+                 + "; ".join(f"{p.label}: mean {sum(p.values[k] for k in P.VARIABILITY_COLUMNS[:8]) / 8:.3f}, "
+                             f"AVG {p.values['avg']:.3f}" for p in P.VARIABILITY_TABLE)
+                 + "); ours is the mean of our eight, so the avg columns do not compare like for like.")]
         other = [r for r in records if r.get("set") not in {p.source for p in P.VARIABILITY_TABLE}
                  or r.get("scope") != "within"]
         if other:

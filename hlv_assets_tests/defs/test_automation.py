@@ -18,10 +18,22 @@ from hlv_assets.defs.partitions import judgment_key
 from hlv_assets.runner import load_definitions
 
 BASELINES = ("chaosnli", "varierr", "mnli", "mnli-onehot", "uniform")
-RAW = ("chaosnli_mnli", "varierr_nli", "hlv_items", "chaos_dev", "chaos_test", "anli_test", "released_generations")
+RAW = (
+    "chaosnli_mnli",
+    "varierr_nli",
+    "hlv_items",
+    "chaos_dev",
+    "chaos_test",
+    "anli_test",
+    "released_generations",
+)
 DEFAULT_SLUGS = ["gpt4o", "llama3", "mixtral", "smollm2-135m"]
-JUDGE = {"slug": "tiny-judge", "backend": "transformers", "model": "tiny/judge",
-         "capabilities": ["generate", "label_logits"]}
+JUDGE = {
+    "slug": "tiny-judge",
+    "backend": "transformers",
+    "model": "tiny/judge",
+    "capabilities": ["generate", "label_logits"],
+}
 GENERATOR = {"slug": "gen-only", "backend": "transformers", "model": "tiny/gen", "capabilities": ["generate"]}
 RETIRED = {"slug": "old-judge", "backend": "transformers", "model": "tiny/old", "active": False}
 #: A letter-mass floor no prompt reaches: the blocking `letter_mass` check fails.
@@ -48,11 +60,20 @@ def items_dir(tmp_path_factory, data_dir):
     instance = dg.DagsterInstance.ephemeral()
     sync_partitions(instance, get_engine(url))
     assets = list(load_definitions().assets)
-    assert dg.materialize(assets, selection=["chaosnli_mnli", "varierr_nli", "hlv_items"], instance=instance,
-                          resources=resources).success
+    assert dg.materialize(
+        assets,
+        selection=["chaosnli_mnli", "varierr_nli", "hlv_items"],
+        instance=instance,
+        resources=resources,
+    ).success
     for source in ("none", "human"):
-        assert dg.materialize(assets, selection=["explanation_sets"], partition_key=source, instance=instance,
-                              resources=resources).success
+        assert dg.materialize(
+            assets,
+            selection=["explanation_sets"],
+            partition_key=source,
+            instance=instance,
+            resources=resources,
+        ).success
     return base
 
 
@@ -77,7 +98,7 @@ class World:
         self.repo = defs.get_repository_def()
         self.checked: set[tuple[str, str | None]] = set()
 
-    # -- the registry sensor, as the daemon applies its result ------------------------------------------------
+    # -- the registry sensor, as the daemon applies its result
     def sync(self) -> list[tuple[str, list[str]]]:
         sensor = self.defs.get_sensor_def(automation.REGISTRY_SENSOR)
         result = sensor(dg.build_sensor_context(instance=self.instance))
@@ -87,9 +108,9 @@ class World:
             self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         return [(r.partitions_def_name, list(r.partition_keys)) for r in requests]
 
-    # -- one automation tick: the conditions (evaluate_automation_conditions) and the sensor's run requests -------
+    # -- one automation tick: the conditions (evaluate_automation_conditions) and the sensor's run requests
     def tick(self, sensor: bool = False) -> dict[str, set[str]]:
-        """Requested asset partitions by asset; with `sensor`, the automation sensor ticks too (own cursor)."""
+        """Requested partitions by asset; with `sensor`, the automation sensor ticks too (own cursor)."""
         result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
         self.cursor = result.cursor
         if sensor:
@@ -98,7 +119,9 @@ class World:
 
     def _sensor_tick(self) -> None:
         sensor = self.defs.get_sensor_def(automation.AUTOMATION_SENSOR)
-        context = dg.build_sensor_context(instance=self.instance, repository_def=self.repo, cursor=self.sensor_cursor)
+        context = dg.build_sensor_context(
+            instance=self.instance, repository_def=self.repo, cursor=self.sensor_cursor
+        )
         self.sensor_result = sensor.evaluate_tick(context)
         self.sensor_cursor = self.sensor_result.cursor
 
@@ -117,7 +140,7 @@ class World:
                     out.setdefault(key.to_user_string(), set()).add(request.partition_key)
         return out
 
-    # -- emulated runs -----------------------------------------------------------------------------------------
+    # -- emulated runs
     def report(self, asset: str, partition: str | None = None, checks: tuple[str, ...] = ()) -> None:
         from dagster._core.definitions.asset_checks.asset_check_evaluation import (
             AssetCheckEvaluationTargetMaterializationData,
@@ -128,22 +151,38 @@ class World:
             return
         self.checked.add((asset, partition))
         record = self.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None),
-            limit=1).records[0]
-        target = AssetCheckEvaluationTargetMaterializationData(storage_id=record.storage_id, run_id=record.run_id,
-                                                               timestamp=record.timestamp)
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None
+            ),
+            limit=1,
+        ).records[0]
+        target = AssetCheckEvaluationTargetMaterializationData(
+            storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+        )
         for check in checks:
-            self.instance.report_runless_asset_event(dg.AssetCheckEvaluation(
-                asset_key=dg.AssetKey(asset), check_name=check, passed=True, partition=partition,
-                target_materialization_data=target))
+            self.instance.report_runless_asset_event(
+                dg.AssetCheckEvaluation(
+                    asset_key=dg.AssetKey(asset),
+                    check_name=check,
+                    passed=True,
+                    partition=partition,
+                    target_materialization_data=target,
+                )
+            )
 
     def execute(self, requested: dict[str, set[str]]) -> None:
         """Emulate successful runs of everything requested (with passing checks). Dagster stores one runless
-        check evaluation per check partition, so a partition whose checks were reported before is left as it is
+        check evaluation per check partition, so a partition whose checks were reported before is left as it
+        is
         (its earlier materialization and passed checks stay the latest)."""
         for asset, partitions in requested.items():
-            checks = ("distribution_suite", "letter_mass") if asset == "mjd" else \
-                ("distribution_suite",) if asset == "baseline_distributions" else ()
+            checks = (
+                ("distribution_suite", "letter_mass")
+                if asset == "mjd"
+                else ("distribution_suite",)
+                if asset == "baseline_distributions"
+                else ()
+            )
             for partition in partitions:
                 if (asset, partition) not in self.checked:
                     self.report(asset, partition, checks)
@@ -153,11 +192,21 @@ class World:
         from hlv_assets.defs.resources import ResultStoreResource
         from hlv_assets.defs.resources_defs import default_resources
 
-        resources = {**default_resources(), "io_manager": _io(items_dir),
-                     "results": ResultStoreResource(db_url=self.db_url), "llms": LLMResource(db_url=self.db_url)}
-        return dg.materialize(list(self.defs.assets), selection=selection, partition_key=partition,
-                              instance=self.instance, resources=resources, run_config=run_config or {},
-                              raise_on_error=False)
+        resources = {
+            **default_resources(),
+            "io_manager": _io(items_dir),
+            "results": ResultStoreResource(db_url=self.db_url),
+            "llms": LLMResource(db_url=self.db_url),
+        }
+        return dg.materialize(
+            list(self.defs.assets),
+            selection=selection,
+            partition_key=partition,
+            instance=self.instance,
+            resources=resources,
+            run_config=run_config or {},
+            raise_on_error=False,
+        )
 
 
 @pytest.fixture
@@ -186,9 +235,12 @@ def _judged(slug: str) -> set[str]:
 
 def _finetunes(defs) -> list[str]:
     graph = defs.resolve_asset_graph()
-    return sorted(k.to_user_string() for k in graph.get_all_asset_keys()
-                  if k.to_user_string().startswith("finetune_")
-                  and graph.get(k).partitions_def == graph.get(dg.AssetKey("mjd")).partitions_def)
+    return sorted(
+        k.to_user_string()
+        for k in graph.get_all_asset_keys()
+        if k.to_user_string().startswith("finetune_")
+        and graph.get(k).partitions_def == graph.get(dg.AssetKey("mjd")).partitions_def
+    )
 
 
 def test_asset_modules_carry_the_registry_conditions_and_partitioned_checks():
@@ -196,9 +248,14 @@ def test_asset_modules_carry_the_registry_conditions_and_partitioned_checks():
     defs = load_definitions()
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    automated = [k for k in graph.get_all_asset_keys()
-                 if graph.get(k).automation_condition is not None and automation.llm_roles(graph.get(k).partitions_def)]
-    assert {"llm_generations", "explanation_sets", "mjd", "mjd_comparison"} <= {k.to_user_string() for k in automated}
+    automated = [
+        k
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).automation_condition is not None and automation.llm_roles(graph.get(k).partitions_def)
+    ]
+    assert {"llm_generations", "explanation_sets", "mjd", "mjd_comparison"} <= {
+        k.to_user_string() for k in automated
+    }
     for key in automated:
         assert isinstance(graph.get(key).automation_condition, automation.RequestCap), key.to_user_string()
     for check in graph.get(dg.AssetKey("mjd")).check_keys:
@@ -226,7 +283,9 @@ def test_new_llm_yields_exactly_its_partitions_and_runs(world, defs):
     }
     assert requested == expected
     assert world.requested_by_sensor() == expected
-    assert len(world.sensor_result.run_requests) == 1  # one backfill: dependencies ordered, partitions bounded
+    assert (
+        len(world.sensor_result.run_requests) == 1
+    )  # one backfill: dependencies ordered, partitions bounded
     assert world.tick() == {}  # requested once, not again
 
 
@@ -272,8 +331,11 @@ def test_failing_blocking_check_keeps_downstream_from_running(world, defs, items
     # the run the tick asked for, with a letter-mass floor no prompt reaches
     result = world.materialize(["mjd", *downstream], failing, items_dir, FAIL_LETTER_MASS)
     assert not result.success
-    checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
-              for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    checks = {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
     assert checks == {"distribution_suite": True, "letter_mass": False}
     materialized = {e.asset_key.to_user_string() for e in result.all_events if e.is_step_materialization}
     assert materialized == {"mjd"}  # the MJD is stored (and audited); nothing downstream ran on it
@@ -309,7 +371,9 @@ def test_cap_holds_requests_back_and_releases_them_later(world, monkeypatch):
         for asset, partitions in mine.items():
             seen.setdefault(asset, []).extend(sorted(partitions))
         world.execute(requested)
-    assert per_tick[0] == 3 and max(per_tick) <= 3 and sum(per_tick) == 6, per_tick  # held back, then released
+    assert per_tick[0] == 3 and max(per_tick) <= 3 and sum(per_tick) == 6, (
+        per_tick
+    )  # held back, then released
     # everything a new judge and a new generator are due, each requested exactly once
     assert sorted(seen["llm_generations"]) == ["gen-only", "tiny-judge"]
     assert sorted(seen["mjd"]) == sorted(_judged("tiny-judge"))
@@ -340,9 +404,11 @@ def test_registry_sensor_syncs_yaml_defaults_on_its_cron(world, monkeypatch):
 
 
 def test_partition_rules():
-    reg = {"j": automation.RegistryEntry("j", True, frozenset({"generate", "label_logits"})),
-           "g": automation.RegistryEntry("g", True, frozenset({"generate"})),
-           "r": automation.RegistryEntry("r", False, frozenset({"generate", "label_logits"}))}
+    reg = {
+        "j": automation.RegistryEntry("j", True, frozenset({"generate", "label_logits"})),
+        "g": automation.RegistryEntry("g", True, frozenset({"generate"})),
+        "r": automation.RegistryEntry("r", False, frozenset({"generate", "label_logits"})),
+    }
     allowed = automation.partition_allowed
     assert allowed({"llm": "j", "source": "g.lf-first"}, reg, "label_logits")
     assert not allowed({"llm": "g", "source": "none"}, reg, "label_logits")  # no label logits

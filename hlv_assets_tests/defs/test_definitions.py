@@ -8,7 +8,8 @@ from hlv_assets.runner import load_definitions
 CORE_ASSETS = {
     "chaosnli_mnli", "varierr_nli", "hlv_items", "chaos_dev", "chaos_test", "anli_test", "released_generations",
     "baseline_distributions", "distribution_comparison", "llm_generations", "explanation_sets", "mjd",
-    "mjd_comparison",
+    "mjd_comparison", "replacement_curves", "preference_selection", "explanation_variability", "ternary_plots",
+    "paper_report",
 }
 
 

@@ -31,13 +31,17 @@ class Stale:
         from dagster._core.definitions.data_version import CachingStaleStatusResolver
         from dagster._time import get_current_datetime
 
-        view = AssetGraphView(temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
-                              instance=self.instance, asset_graph=self.graph)
+        view = AssetGraphView(
+            temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+            instance=self.instance,
+            asset_graph=self.graph,
+        )
         resolver = CachingStaleStatusResolver(self.instance, self.graph, loading_context=view)
         key = dg.AssetKey(asset)
         causes = resolver.get_stale_root_causes(key, partition)
         return resolver.get_status(key, partition).value, sorted(
-            f"{c.asset_key.to_user_string()}[{c.partition_key or ''}] {c.category.value}" for c in causes)
+            f"{c.asset_key.to_user_string()}[{c.partition_key or ''}] {c.category.value}" for c in causes
+        )
 
 
 @pytest.fixture(scope="module")
@@ -67,17 +71,30 @@ def graph(tmp_path_factory, data_dir):
         instance = dg.DagsterInstance.get()
         defs = load_definitions()
         # the store passed explicitly: get_engine() without a URL caches the first store the process saw
-        resources = {**default_resources(), "results": ResultStoreResource(db_url=url),
-                     "llms": LLMResource(db_url=url)}
+        resources = {
+            **default_resources(),
+            "results": ResultStoreResource(db_url=url),
+            "llms": LLMResource(db_url=url),
+        }
         sync_partitions(instance, get_engine(url))
 
         def run(*steps: Step) -> None:
             run_steps(steps, instance=instance, defs=defs, resources=resources, out=io.StringIO())
 
-        run(Step("chaosnli_mnli"), Step("varierr_nli"), Step("hlv_items"),
-            *(Step("baseline_distributions", b) for b in ("chaosnli", "varierr", "mnli", "mnli-onehot", "uniform")),
-            Step("explanation_sets", "none"), Step("explanation_sets", "human"),
-            Step("mjd", f"{JUDGE}/none"), Step("mjd", f"{JUDGE}/human"), Step("mjd_comparison", f"{JUDGE}/human"))
+        run(
+            Step("chaosnli_mnli"),
+            Step("varierr_nli"),
+            Step("hlv_items"),
+            *(
+                Step("baseline_distributions", b)
+                for b in ("chaosnli", "varierr", "mnli", "mnli-onehot", "uniform")
+            ),
+            Step("explanation_sets", "none"),
+            Step("explanation_sets", "human"),
+            Step("mjd", f"{JUDGE}/none"),
+            Step("mjd", f"{JUDGE}/human"),
+            Step("mjd_comparison", f"{JUDGE}/human"),
+        )
         yield instance, defs, run, pack, url, env
 
 
@@ -96,8 +113,11 @@ def _audit(row_id: str) -> dict:
     from hlv_assets import cli, cli_audit, cli_extra
 
     argv = ["audit", row_id, "--format", "json"]
-    registrars = cli_extra.REGISTRARS if cli_audit.register in cli_extra.REGISTRARS else \
-        [*cli_extra.REGISTRARS, cli_audit.register]
+    registrars = (
+        cli_extra.REGISTRARS
+        if cli_audit.register in cli_extra.REGISTRARS
+        else [*cli_extra.REGISTRARS, cli_audit.register]
+    )
     buffer = io.StringIO()
     from contextlib import redirect_stdout
     from unittest import mock
@@ -112,10 +132,15 @@ def _items_file(report: dict) -> dict:
 
 
 def test_a_new_code_version_makes_stale(graph):
-    """A new code version (a changed prompt template bumps MJD_VERSION) shows as a CODE cause downstream too."""
+    """A new code version (a changed prompt template bumps MJD_VERSION) shows as a CODE cause."""
     instance, defs, *_ = graph
-    bumped = defs.map_asset_specs(func=lambda spec: spec.replace_attributes(code_version="mjd-changed-v1+tiny")
-                                  if spec.key == dg.AssetKey("mjd") else spec)
+    bumped = defs.map_asset_specs(
+        func=lambda spec: (
+            spec.replace_attributes(code_version="mjd-changed-v1+tiny")
+            if spec.key == dg.AssetKey("mjd")
+            else spec
+        )
+    )
     stale = Stale(instance, bumped)
     for partition in (NONE, HUMAN):
         assert stale("mjd", partition) == ("STALE", [f"mjd[{partition}] CODE"])
@@ -131,11 +156,19 @@ def test_changed_explanation_makes_the_mjds_reading_it_stale(graph):
 
     instance, defs, run, pack, url, _env = graph
     stale = Stale(instance, defs)
-    for asset, partition in (("hlv_items", None), ("explanation_sets", "human"), ("mjd", NONE), ("mjd", HUMAN),
-                             ("mjd_comparison", HUMAN)):
+    for asset, partition in (
+        ("hlv_items", None),
+        ("explanation_sets", "human"),
+        ("mjd", NONE),
+        ("mjd", HUMAN),
+        ("mjd_comparison", HUMAN),
+    ):
         assert stale(asset, partition) == ("FRESH", []), (asset, partition)
-    [row] = [r for r in ResultStore(get_engine(url)).current_rows("distribution_comparison")
-             if r.data.get("source") == "mjd" and r.data.get("explanations") == "human"]
+    [row] = [
+        r
+        for r in ResultStore(get_engine(url)).current_rows("distribution_comparison")
+        if r.data.get("source") == "mjd" and r.data.get("explanations") == "human"
+    ]
     before = _audit(row.row_id)
     assert before["written_by"]["stale"]["status"] == "FRESH" and before["freshness"]["up_to_date"]
     pinned = pinned_files()[raw.HLV_ITEMS].sha256
@@ -167,9 +200,15 @@ def test_changed_explanation_makes_the_mjds_reading_it_stale(graph):
     assert report["mjd"]["stale"]["status"] == "STALE"
     assert any("explanation_sets" in c for c in report["mjd"]["stale"]["causes"])
     items = _items_file(report)
-    assert (items["recorded_sha256"], items["matches_pinned"], items["current_sha256"]) == (pinned, True, edited)
+    assert (items["recorded_sha256"], items["matches_pinned"], items["current_sha256"]) == (
+        pinned,
+        True,
+        edited,
+    )
     sets = next(n for n in report["chain"] if n["asset"] == "explanation_sets")
-    assert sets["partition"] == "human" and sets["latest"] is False  # the run read a superseded explanation set
+    assert (
+        sets["partition"] == "human" and sets["latest"] is False
+    )  # the run read a superseded explanation set
 
     run(Step("mjd", f"{JUDGE}/human"), Step("mjd_comparison", f"{JUDGE}/human"))
     assert stale("mjd", HUMAN) == stale("mjd_comparison", HUMAN) == ("FRESH", [])
@@ -177,13 +216,18 @@ def test_changed_explanation_makes_the_mjds_reading_it_stale(graph):
     # whatever is left is true: the HJD baselines in the row's chain were built from the items before the edit
     # (seen once mjd_comparison maps its baseline dependency with AllPartitionMapping)
     for reason in after["freshness"]["reasons"]:
-        assert reason.startswith(("baseline_distributions[", "hlv_items was rebuilt after baseline_distributions[")), \
-            reason
+        assert reason.startswith(
+            ("baseline_distributions[", "hlv_items was rebuilt after baseline_distributions[")
+        ), reason
     for node in after["chain"]:
         if node["asset"] in ("mjd_comparison", "mjd", "explanation_sets"):
             assert node["latest"] and node["stale"]["status"] == "FRESH", node["asset"]
     items = _items_file(after)
-    assert (items["recorded_sha256"], items["matches_pinned"], items["current_sha256"]) == (edited, False, edited)
+    assert (items["recorded_sha256"], items["matches_pinned"], items["current_sha256"]) == (
+        edited,
+        False,
+        edited,
+    )
     assert [h["current"] for h in after["history"]] == [True, False]  # the earlier version is kept
     assert after["history"][0]["run_id"] != after["history"][1]["run_id"]
     assert all(i.get("matches") is not False for n in after["chain"] for i in n["inputs"])

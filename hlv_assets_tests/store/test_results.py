@@ -76,7 +76,8 @@ def _writer(db_url, table, partition, n, barrier):
     store = ResultStore(get_engine(db_url))
     barrier.wait()
     for round_ in range(5):
-        store.replace_rows(table, [{"row_id": f"{partition}-{i}", "items_sha256": "", "data": {"round": round_}}
+        store.replace_rows(table, [{"row_id": f"{table}-{partition}-{i}", "items_sha256": "",
+                                    "data": {"round": round_}}
                                    for i in range(n)], asset_key="a", partition_key=partition, profile="demo",
                            lineage={"run_id": f"{partition}-{round_}"})
 
@@ -95,7 +96,7 @@ def test_concurrent_writers_of_different_partitions_lose_and_duplicate_nothing(d
     current = store.current_rows("c" + unique)
     assert len(current) == 80 and len({r.row_id for r in current}) == 80
     assert {r.data["round"] for r in current} == {4}
-    assert sum(len(store.row_versions(f"p1-{i}")) for i in range(40)) == 200  # 5 versions each, none lost
+    assert sum(len(store.row_versions(f"c{unique}-p1-{i}")) for i in range(40)) == 200  # 5 versions each
 
 
 def test_concurrent_writers_of_the_same_partition_leave_one_current_set(db_url, unique):

@@ -16,7 +16,7 @@ ITEM_SET = "hlv341"
 
 @dg.asset(
     group_name="baselines", partitions_def=baseline_partitions, kinds={"pandas"}, io_manager_key="io_manager",
-    code_version=versioned("baseline-v1"), check_specs=[distribution_check_spec("baseline_distributions")],
+    code_version=versioned("baseline-v1"), check_specs=[distribution_check_spec("baseline_distributions", partitions_def=baseline_partitions)],
     automation_condition=dg.AutomationCondition.eager(),
 )
 def baseline_distributions(context: dg.AssetExecutionContext, hlv_items: pd.DataFrame, settings: HLVSettings,

@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from hlv_assets.defs.automation import explanation_condition, generation_condition
 from hlv_assets.defs.lineage import frame_metadata, frame_sha256, lineage, versioned
 from hlv_assets.defs.llm_resource import LLMResource
 from hlv_assets.defs.partitions import explanation_partitions, llm_partitions
@@ -28,7 +29,7 @@ class GenerationConfig(dg.Config):
 @dg.asset(
     group_name="explanations", partitions_def=llm_partitions, kinds={"llm"}, io_manager_key="io_manager",
     code_version=versioned(GENERATIONS_VERSION),
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=generation_condition(),
 )
 def llm_generations(context: dg.AssetExecutionContext, config: GenerationConfig, hlv_items: pd.DataFrame,
                     settings: HLVSettings, results: ResultStoreResource, llms: LLMResource) -> dg.Output[pd.DataFrame]:
@@ -65,7 +66,7 @@ def llm_generations(context: dg.AssetExecutionContext, config: GenerationConfig,
         "llm_calls": counters.get("misses", 0), "cache_hits": counters.get("hits", 0),
         "prompt_tokens": int(frame.prompt_tokens.sum()), "completion_tokens": int(frame.completion_tokens.sum()),
         "cost_usd": float(frame.cost_usd.sum()), "unparsed": len(bad), "items": len(items),
-        "counters": dg.MetadataValue.json(counters),
+        "counters": dg.MetadataValue.json(counters), "generator": dg.MetadataValue.json(llm.identity().as_dict()),
     })
     return dg.Output(frame, metadata=metadata, data_version=dg.DataVersion(frame_sha256(frame)))
 
@@ -73,7 +74,7 @@ def llm_generations(context: dg.AssetExecutionContext, config: GenerationConfig,
 @dg.asset(
     group_name="explanations", partitions_def=explanation_partitions, kinds={"pandas"}, io_manager_key="io_manager",
     code_version=versioned(SETS_VERSION),
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=explanation_condition(),
 )
 def explanation_sets(context: dg.AssetExecutionContext, hlv_items: pd.DataFrame, settings: HLVSettings,
                      results: ResultStoreResource) -> dg.Output[pd.DataFrame]:

@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from hlv_assets.defs.automation import judgment_condition
 from hlv_assets.defs.checks import DISTRIBUTION_CHECK, distribution_check_result
 from hlv_assets.defs.lineage import frame_metadata, frame_sha256, lineage, versioned
 from hlv_assets.defs.llm_resource import LLMResource
@@ -43,12 +44,12 @@ def _parts(context) -> tuple[str, str]:
     ins={"explanation_sets": dg.AssetIn(partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
         partition_dimension_name="explanations"))},
     check_specs=[
-        dg.AssetCheckSpec(DISTRIBUTION_CHECK, asset="mjd", blocking=True,
+        dg.AssetCheckSpec(DISTRIBUTION_CHECK, asset="mjd", blocking=True, partitions_def=judgment_partitions,
                           description="GX distribution suite on every conversion's MJD"),
-        dg.AssetCheckSpec(LETTER_MASS_CHECK, asset="mjd", blocking=True,
+        dg.AssetCheckSpec(LETTER_MASS_CHECK, asset="mjd", blocking=True, partitions_def=judgment_partitions,
                           description="share of prompts with little probability on A/B/C stays under the limit"),
     ],
-    automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+    automation_condition=judgment_condition(),
 )
 def mjd(context: dg.AssetExecutionContext, config: JudgeConfig, explanation_sets: pd.DataFrame,
         settings: HLVSettings, results: ResultStoreResource, llms: LLMResource):
@@ -96,8 +97,9 @@ def mjd(context: dg.AssetExecutionContext, config: JudgeConfig, explanation_sets
 
 @dg.asset(
     group_name="judgments", partitions_def=judgment_partitions, kinds={"sqlmodel"},
-    code_version=versioned("mjd-comparison-v1"), deps=["mjd", "baseline_distributions"],
-    automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+    code_version=versioned("mjd-comparison-v1"),
+    deps=["mjd", dg.AssetDep("baseline_distributions", partition_mapping=dg.AllPartitionMapping())],
+    automation_condition=judgment_condition(),
 )
 def mjd_comparison(context: dg.AssetExecutionContext, settings: HLVSettings,
                    results: ResultStoreResource) -> dg.MaterializeResult:

@@ -7,6 +7,7 @@ import shutil
 import dagster as dg
 import pandas as pd
 
+from hlv_assets.defs.automation import judgment_condition
 from hlv_assets.defs.lineage import lineage, versioned
 from hlv_assets.defs.partitions import baseline_partitions, judgment_partitions
 from hlv_assets.defs.resources import HLVSettings, ResultStoreResource
@@ -91,8 +92,7 @@ def _eval_ins():
 
 def finetune_assets(encoder: EncoderSpec) -> list[dg.AssetsDefinition]:
     common = dict(group_name="training", kinds={"pytorch"}, pool="gpu", code_version=versioned(TRAINING_VERSION),
-                  automation_condition=dg.AutomationCondition.eager()
-                  & dg.AutomationCondition.all_deps_blocking_checks_passed())
+                  automation_condition=judgment_condition())
 
     @dg.asset(name=f"finetune_{encoder.name}_baseline", partitions_def=baseline_partitions, ins=_eval_ins(),
               deps=["baseline_distributions"], **common)
