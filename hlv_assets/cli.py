@@ -43,6 +43,11 @@ def cmd_run(args) -> int:
         print("\ndistribution-comparison:\n")
         print(render(table_records(_store(), "distribution-comparison", os.environ.get("HLV_PROFILE", "demo")),
                      "md", short=True))
+        from hlv_assets.lib.report import reports_dir
+
+        for name in ("paper_report.md", "paper_report.html"):
+            if (reports_dir() / name).exists():
+                print(f"\nreport: {reports_dir() / name}")
     return 0
 
 
