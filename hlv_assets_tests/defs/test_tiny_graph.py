@@ -50,7 +50,7 @@ def test_rerun_of_a_judgment_makes_no_llm_call(tiny_graph, store):
 
 def test_a_failing_blocking_check_stops_downstream_in_the_same_run(tiny_graph, monkeypatch):
     instance, defs = tiny_graph
-    import hlv_assets.defs.judgments.assets as judgments
+    import hlv_assets.defs.judgments.run as judgments
 
     def broken(records, temperature=20.0):
         frame = pd.DataFrame({"uid": ["x", "y"], "conversion": "softmax", "p_e": [0.5, 0.2],

@@ -27,7 +27,7 @@ import pandas as pd
 from hlv_assets.defs.automation import explanation_condition, judgment_condition
 from hlv_assets.defs.checks import DISTRIBUTION_CHECK, distribution_check_result, distribution_check_spec
 from hlv_assets.defs.explanations.assets import GenerationConfig
-from hlv_assets.defs.judgments.assets import LETTER_MASS_CHECK, JudgeConfig
+from hlv_assets.defs.judgments.run import LETTER_MASS_CHECK, JudgeConfig, judge_partition
 from hlv_assets.defs.lineage import frame_metadata, frame_sha256, lineage, versioned
 from hlv_assets.defs.llm_resource import LLMResource
 from hlv_assets.defs.partitions import llm_partitions
@@ -46,11 +46,6 @@ from hlv_assets.lib.explanation_sets import (
 )
 from hlv_assets.lib.mjd_run import (
     MJD_VERSION,
-    JudgeOptions,
-    judge,
-    letter_mass_report,
-    mjd_frames,
-    raw_score_summary,
 )
 
 GROUP = "item_sets"
@@ -270,42 +265,10 @@ def item_set_mjd(context: dg.AssetExecutionContext, config: JudgeConfig, item_se
                  settings: HLVSettings, results: ResultStoreResource, llms: LLMResource):
     """MJDs of a set's first items (the profile's `mjd_items`) with one judge and one explanation source, as
     `mjd` computes them for the 341 (SPEC §3); raw per-prompt scores stored."""
-    judge_slug, key, name = _judgment_parts(context)
-    profile = settings.get()
-    spec = llms.spec(judge_slug)
-    if "label_logits" not in spec.capabilities:
-        raise dg.Failure(f"{judge_slug} exposes no label logits (capabilities {sorted(spec.capabilities)})")
-    n_items = config.n_items or profile.mjd_items
-    items = item_set_explanations if n_items is None else item_set_explanations.head(n_items)
-    orders = config.orders if config.orders is not None else profile.explanation_orders
-    options = JudgeOptions(orders="all" if not orders else orders, explicit=config.explicit,
-                           min_letter_mass=config.min_letter_mass, max_low_mass_share=config.max_low_mass_share)
-    llm = llms.cached(judge_slug, settings.profile)
-    _, records = judge(llm, items, options)
-    frame, refused = mjd_frames(records, options.temperature)
-    store = results.store()
-    lin = lineage(context, frame_sha256(items))
-    store.replace_artifacts("judgment", [(f"{r.item}|{i}", r.as_dict()) for i, r in enumerate(records)],
-                            asset_key="item_set_mjd", partition_key=context.partition_key, profile=settings.profile,
-                            lineage=lin)
-    for conversion, part in frame.groupby("conversion"):
-        store.replace_distribution(part, asset_key=f"item_set_mjd:{conversion}", partition_key=context.partition_key,
-                                   profile=settings.profile, item_set=name, lineage=lin)
-    mass = letter_mass_report(records, options)
-    counters = llm.counters.as_dict()
-    metadata = frame_metadata(frame, {"item_set_explanations": frame_sha256(items)})
-    metadata.update({
-        "judge": dg.MetadataValue.json(llm.identity().as_dict()), "items": len(items), "prompts": len(records),
-        "llm_calls": counters.get("misses", 0), "cache_hits": counters.get("hits", 0),
-        "refused_conversions": dg.MetadataValue.json(refused), "letter_mass": dg.MetadataValue.json(mass),
-        "raw_scores": dg.MetadataValue.json(raw_score_summary(records)),
-        "explanation_orders": str(options.orders), "items_sha256": items_sha256(items.uid),
-    })
-    yield dg.Output(frame, metadata=metadata, data_version=dg.DataVersion(frame_sha256(frame)))
-    expected = len(items) * frame.conversion.nunique() if len(frame) else len(items)
-    yield distribution_check_result(frame, expected)
-    yield dg.AssetCheckResult(check_name=LETTER_MASS_CHECK, passed=bool(mass["passed"]),
-                              metadata={k: v for k, v in mass.items() if v is not None})
+    judge_slug, _, name = _judgment_parts(context)
+    yield from judge_partition(context, config, item_set_explanations, judge_slug=judge_slug, settings=settings,
+                               results=results, llms=llms, asset_key="item_set_mjd", item_set=name,
+                               input_name="item_set_explanations")
 
 
 @dg.asset(

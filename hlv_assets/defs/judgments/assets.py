@@ -4,33 +4,15 @@ import dagster as dg
 import pandas as pd
 
 from hlv_assets.defs.automation import judgment_condition
-from hlv_assets.defs.checks import DISTRIBUTION_CHECK, distribution_check_result
-from hlv_assets.defs.lineage import frame_metadata, frame_sha256, lineage, versioned
+from hlv_assets.defs.checks import DISTRIBUTION_CHECK
+from hlv_assets.defs.judgments.run import LETTER_MASS_CHECK, JudgeConfig, judge_partition
+from hlv_assets.defs.lineage import lineage, versioned
 from hlv_assets.defs.llm_resource import LLMResource
 from hlv_assets.defs.partitions import judgment_partitions
 from hlv_assets.defs.resources import HLVSettings, ResultStoreResource
 from hlv_assets.lib.comparison import baseline_rows, comparison_row
 from hlv_assets.lib.distributions import items_sha256
-from hlv_assets.lib.mjd_run import (
-    MJD_VERSION,
-    JudgeOptions,
-    judge,
-    letter_mass_report,
-    mjd_frames,
-    raw_score_summary,
-)
-
-LETTER_MASS_CHECK = "letter_mass"
-
-
-class JudgeConfig(dg.Config):
-    """Per-run overrides of the profile's judging settings."""
-
-    n_items: int | None = None
-    orders: int | None = None  # K sampled explanation orders (None: the profile's; 0: all arrangements)
-    explicit: bool = False
-    min_letter_mass: float = 0.01
-    max_low_mass_share: float = 0.5
+from hlv_assets.lib.mjd_run import MJD_VERSION
 
 
 def _parts(context) -> tuple[str, str]:
@@ -56,43 +38,10 @@ def mjd(context: dg.AssetExecutionContext, config: JudgeConfig, explanation_sets
     """Model judgment distributions: first-token letter scores over all option orders × explanation orders,
     converted (normalize as published, softmax T=20) and averaged per item. Raw per-prompt scores are stored
     so any conversion can be recomputed without the LLM."""
-    judge_slug, source = _parts(context)
-    profile = settings.get()
-    spec = llms.spec(judge_slug)
-    if "label_logits" not in spec.capabilities:
-        raise dg.Failure(f"{judge_slug} exposes no label logits (capabilities {sorted(spec.capabilities)}): "
-                         "it can generate explanations but not judge")
-    n_items = config.n_items or profile.mjd_items
-    items = explanation_sets if n_items is None else explanation_sets.head(n_items)
-    orders = config.orders if config.orders is not None else profile.explanation_orders
-    options = JudgeOptions(orders="all" if not orders else orders, explicit=config.explicit,
-                           min_letter_mass=config.min_letter_mass, max_low_mass_share=config.max_low_mass_share)
-    llm = llms.cached(judge_slug, settings.profile)
-    prompts, records = judge(llm, items, options)
-    frame, refused = mjd_frames(records, options.temperature)
-    store = results.store()
-    lin = lineage(context, frame_sha256(items))
-    store.replace_artifacts("judgment", [(f"{r.item}|{i}", r.as_dict()) for i, r in enumerate(records)],
-                            asset_key="mjd", partition_key=context.partition_key, profile=settings.profile,
-                            lineage=lin)
-    for conversion, part in frame.groupby("conversion"):
-        store.replace_distribution(part, asset_key=f"mjd:{conversion}", partition_key=context.partition_key,
-                                   profile=settings.profile, item_set="hlv341", lineage=lin)
-    mass = letter_mass_report(records, options)
-    counters = llm.counters.as_dict()
-    metadata = frame_metadata(frame, {"explanation_sets": frame_sha256(items)})
-    metadata.update({
-        "judge": dg.MetadataValue.json(llm.identity().as_dict()), "items": len(items), "prompts": len(records),
-        "llm_calls": counters.get("misses", 0), "cache_hits": counters.get("hits", 0),
-        "refused_conversions": dg.MetadataValue.json(refused), "letter_mass": dg.MetadataValue.json(mass),
-        "raw_scores": dg.MetadataValue.json(raw_score_summary(records)),
-        "explanation_orders": str(options.orders), "items_sha256": items_sha256(items.uid),
-    })
-    yield dg.Output(frame, metadata=metadata, data_version=dg.DataVersion(frame_sha256(frame)))
-    expected = len(items) * frame.conversion.nunique() if len(frame) else len(items)
-    yield distribution_check_result(frame, expected)
-    yield dg.AssetCheckResult(check_name=LETTER_MASS_CHECK, passed=bool(mass["passed"]),
-                              metadata={k: v for k, v in mass.items() if v is not None})
+    judge_slug, _ = _parts(context)
+    yield from judge_partition(context, config, explanation_sets, judge_slug=judge_slug, settings=settings,
+                               results=results, llms=llms, asset_key="mjd", item_set="hlv341",
+                               input_name="explanation_sets")
 
 
 @dg.asset(

@@ -1,0 +1,62 @@
+"""One judgment partition, shared by `mjd` (the 341) and `item_set_mjd` (a user's set): judge, store the raw
+scores and the MJDs, report metadata, and yield the output and its two blocking checks."""
+
+import dagster as dg
+import pandas as pd
+
+from hlv_assets.defs.checks import distribution_check_result
+from hlv_assets.defs.lineage import frame_metadata, frame_sha256, lineage
+from hlv_assets.lib.distributions import items_sha256
+from hlv_assets.lib.mjd_run import JudgeOptions, judge, letter_mass_report, mjd_frames, raw_score_summary
+
+LETTER_MASS_CHECK = "letter_mass"
+
+
+class JudgeConfig(dg.Config):
+    """Per-run overrides of the profile's judging settings."""
+
+    n_items: int | None = None
+    orders: int | None = None  # K sampled explanation orders (None: the profile's; 0: all arrangements)
+    explicit: bool = False
+    min_letter_mass: float = 0.01
+    max_low_mass_share: float = 0.5
+
+
+def judge_partition(context: dg.AssetExecutionContext, config: JudgeConfig, explanations: pd.DataFrame, *,
+                    judge_slug: str, settings, results, llms, asset_key: str, item_set: str, input_name: str):
+    profile = settings.get()
+    spec = llms.spec(judge_slug)
+    if "label_logits" not in spec.capabilities:
+        raise dg.Failure(f"{judge_slug} exposes no label logits (capabilities {sorted(spec.capabilities)}): "
+                         "it can generate explanations but not judge")
+    n_items = config.n_items or profile.mjd_items
+    items = explanations if n_items is None else explanations.head(n_items)
+    orders = config.orders if config.orders is not None else profile.explanation_orders
+    options = JudgeOptions(orders="all" if not orders else orders, explicit=config.explicit,
+                           min_letter_mass=config.min_letter_mass, max_low_mass_share=config.max_low_mass_share)
+    llm = llms.cached(judge_slug, settings.profile)
+    _, records = judge(llm, items, options)
+    frame, refused = mjd_frames(records, options.temperature)
+    store = results.store()
+    lin = lineage(context, frame_sha256(items))
+    store.replace_artifacts("judgment", [(f"{r.item}|{i}", r.as_dict()) for i, r in enumerate(records)],
+                            asset_key=asset_key, partition_key=context.partition_key, profile=settings.profile,
+                            lineage=lin)
+    for conversion, part in frame.groupby("conversion"):
+        store.replace_distribution(part, asset_key=f"{asset_key}:{conversion}", partition_key=context.partition_key,
+                                   profile=settings.profile, item_set=item_set, lineage=lin)
+    mass = letter_mass_report(records, options)
+    counters = llm.counters.as_dict()
+    metadata = frame_metadata(frame, {input_name: frame_sha256(items)})
+    metadata.update({
+        "judge": dg.MetadataValue.json(llm.identity().as_dict()), "items": len(items), "prompts": len(records),
+        "llm_calls": counters.get("misses", 0), "cache_hits": counters.get("hits", 0),
+        "refused_conversions": dg.MetadataValue.json(refused), "letter_mass": dg.MetadataValue.json(mass),
+        "raw_scores": dg.MetadataValue.json(raw_score_summary(records)),
+        "explanation_orders": str(options.orders), "items_sha256": items_sha256(items.uid),
+    })
+    yield dg.Output(frame, metadata=metadata, data_version=dg.DataVersion(frame_sha256(frame)))
+    expected = len(items) * frame.conversion.nunique() if len(frame) else len(items)
+    yield distribution_check_result(frame, expected)
+    yield dg.AssetCheckResult(check_name=LETTER_MASS_CHECK, passed=bool(mass["passed"]),
+                              metadata={k: v for k, v in mass.items() if v is not None})
