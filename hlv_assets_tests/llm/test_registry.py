@@ -167,7 +167,8 @@ def test_build_transformers_resolves_the_embedded_model_lazily(monkeypatch, tmp_
     monkeypatch.setattr(embedded, "ensure_smollm2", lambda: tmp_path / "smollm2-135m")
     small = next(s for s in load_default_specs() if s.slug == "smollm2-135m")
     build_backend(small)
-    assert made == {"model": str(tmp_path / "smollm2-135m"), "revision": None, "dtype": "float32"}
+    assert made == {"model": str(tmp_path / "smollm2-135m"), "revision": None, "dtype": "float32",
+                    "batch_size": small.options["batch_size"]}
 
 
 def test_importing_the_registry_stays_light():
