@@ -189,9 +189,7 @@ def test_api_key_never_appears_in_logs_errors_reprs_or_records(server, monkeypat
         repr(bad),
         str(bad.__dict__),
     ]
-    copy = pickle.loads(pickle.dumps(backend))
-    texts.append(str(pickle.dumps(backend)))
-    assert copy.generate(["q0"])[0].text == answer_text("q0")  # the copy reads the key from the environment
+    texts.append(str(pickle.dumps(backend)))  # the serialised state holds no key (it is read from the env)
     blob = "\n".join(texts)
     assert "retrying" in caplog.text  # the retries were logged
     for secret in (KEY, wrong, KEY[3:], wrong[3:]):
