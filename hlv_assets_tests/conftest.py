@@ -42,12 +42,12 @@ def tiny_graph(data_dir):
     (results store: SQLite under the session's HLV_HOME). Yields (instance, defs)."""
     import dagster as dg
 
-    from hlv_assets.pipeline import main_steps, sync_partitions
-    from hlv_assets.runner import load_definitions, run_steps
+    from hlv_assets.cli.main_job import sync_partitions
+    from hlv_assets.cli.run import load_definitions, run_main_job
 
     instance = dg.DagsterInstance.ephemeral()
     defs = load_definitions()
-    sync_partitions(instance)
-    report = run_steps(main_steps(instance, "tiny"), instance=instance, defs=defs, raise_on_error=True)
+    sync_partitions(instance, asset_graph=defs.resolve_asset_graph())
+    report = run_main_job(instance, defs, "tiny", raise_on_error=True)
     assert all(ok for _, ok, _ in report)
     return instance, defs

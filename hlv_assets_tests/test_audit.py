@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from hlv_assets import audit as audit_mod
-from hlv_assets import cli, cli_audit, cli_extra
+import hlv_assets.audit as audit_mod
+from hlv_assets import cli
 from hlv_assets.lib import raw
 from hlv_assets.lib.datasource import pinned_files
 from hlv_assets.lib.judgments import COMMENT_TEMPLATE, EXPLANATION_TEMPLATE, PLAIN_TEMPLATE
@@ -29,7 +29,7 @@ def _lineage(run_id: str, code_version: str = "mjd-comparison-v1+tiny") -> dict:
 def store(tmp_path, monkeypatch, data_dir):
     """A store with an MJD comparison row written twice, its judgments, the generator's answers and calls,
     and a fine-tune on that MJD with a checkpoint on disk."""
-    from hlv_assets.pipeline import sync_registry
+    from hlv_assets.llm.registry import sync_registry
     from hlv_assets.store.db import get_engine
     from hlv_assets.store.results import ResultStore, SqlCallStore
 
@@ -264,9 +264,6 @@ def test_selection_rules_use_the_spec_names(source, generator, words):
 
 @pytest.fixture
 def hlv(monkeypatch, capsys):
-    if cli_audit.register not in cli_extra.REGISTRARS:  # until cli_extra wires it
-        monkeypatch.setattr(cli_extra, "REGISTRARS", [*cli_extra.REGISTRARS, cli_audit.register])
-
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
         code = cli.main(list(argv))

@@ -6,16 +6,16 @@ import json
 
 import pytest
 
-from hlv_assets import cli, cli_extra, cli_llm
+from hlv_assets import cli
+from hlv_assets.cli import llm as cli_llm
 
 
 @pytest.fixture
 def hlv(monkeypatch, tmp_path, capsys):
     """Runs `hlv ...` against a fresh store under tmp_path; returns (exit code, stdout, stderr)."""
     monkeypatch.setenv("HLV_HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))  # `hlv run` sets it: restored after the test
     monkeypatch.delenv("HLV_DB_URL", raising=False)
-    if cli_llm.register not in cli_extra.REGISTRARS:  # until cli_extra wires it
-        monkeypatch.setattr(cli_extra, "REGISTRARS", [*cli_extra.REGISTRARS, cli_llm.register])
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
@@ -137,7 +137,7 @@ def test_cli_entry_wins_over_yaml_and_retire_keeps_it(hlv):
         "generate",
     )
     assert code == 0 and out.startswith("updated smollm2-135m")
-    from hlv_assets.pipeline import sync_registry
+    from hlv_assets.llm.registry import sync_registry
 
     active = sync_registry(cli_llm._engine())
     assert "smollm2-135m" in active
@@ -170,3 +170,63 @@ def test_store_follows_hlv_home(hlv, monkeypatch, tmp_path):
     assert "only-here" in _listed(hlv)
     monkeypatch.setenv("HLV_HOME", str(tmp_path / "elsewhere"))
     assert "only-here" not in _listed(hlv)
+
+
+# ---- `hlv run` answers in one line what cannot run, and plans only what can ---------------------------------
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_run_an_unconfigured_encoder_says_what_to_set(hlv, monkeypatch):
+    monkeypatch.delenv("HLV_BERT_MNLI", raising=False)
+    code, out, err = hlv("run", "finetune_bert")
+    assert code == 2 and out == ""
+    assert _one_line(err) == ("hlv: finetune_bert is not configured: set HLV_BERT_MNLI to an MNLI-fine-tuned BERT "
+                              "checkpoint (path or HF id)")
+    code, _, err = hlv("run", "finetune_roberta_baseline", "--partition", "chaosnli")
+    assert code == 2 and "set HLV_ROBERTA_MNLI to an MNLI-fine-tuned RoBERTa checkpoint" in _one_line(err)
+
+
+def test_run_a_judgment_of_a_non_judge_names_the_judges(hlv):
+    code, out, err = hlv("run", "mjd", "--partition", "llama3/human")
+    assert code == 2 and out == ""
+    assert _one_line(err) == "hlv: mjd[llama3/human]: llama3 cannot judge (no label_logits); judges: smollm2-135m"
+    hlv("llm", "retire", "smollm2-135m")
+    code, _, err = hlv("run", "mjd", "--partition", "smollm2-135m/none")
+    assert code == 2
+    assert _one_line(err) == ("hlv: mjd[smollm2-135m/none]: smollm2-135m is retired (hlv llm add it again to "
+                              "reactivate); judges: none yet")
+
+
+def test_dry_run_of_every_judgment_plans_only_active_judges(hlv, data_dir):
+    hlv("llm", "add", "old-judge", "--backend", "transformers", "--model", "m")
+    hlv("llm", "retire", "old-judge")
+    code, out, err = hlv("run", "mjd", "--all-partitions", "--dry-run")
+    assert code == 0, err
+    planned = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| mjd[")]
+    assert planned == ["mjd[smollm2-135m/none]", "mjd[smollm2-135m/human]"]  # no gpt4o, llama3, mixtral, old-judge
+
+
+def test_explanation_source_in_the_readme_slash_form(hlv):
+    import dagster as dg
+
+    code, _, err = hlv("run", "explanation_sets", "--partition", "llama3/varierr-lg-first", "--dry-run")
+    assert code == 2
+    assert _one_line(err) == ("hlv: explanation_sets[llama3/varierr-lg-first]: llama3.varierr-lg-first is not a "
+                              "`explanations` partition (materialize llm_generations[llama3] first); explanations: "
+                              "human, none")
+    with dg.DagsterInstance.get() as instance:  # what llm_generations[llama3] adds when it runs
+        instance.add_dynamic_partitions("explanations", ["llama3.varierr-lg-first"])
+    for form in ("llama3/varierr-lg-first", "llama3.varierr-lg-first"):
+        code, out, err = hlv("run", "explanation_sets", "--partition", form, "--dry-run")
+        assert code == 0 and "| **total** | 0 |" in out, err
+
+
+def test_run_takes_both_forms_of_a_judgment_key(hlv, data_dir):
+    for form in ("smollm2-135m/human", "human|smollm2-135m"):
+        code, out, err = hlv("run", "mjd", "--partition", form, "--dry-run")
+        assert code == 0, err
+        assert [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| mjd[")] == [
+            "mjd[smollm2-135m/human]"]

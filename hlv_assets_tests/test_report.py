@@ -19,11 +19,11 @@ from hlv_assets.lib.report import (
     resolve_judges,
     to_html,
     to_markdown,
-    write_report,
 )
 from hlv_assets.llm.registry import LLMSpec
 from hlv_assets.store import registry
 from hlv_assets.store.db import get_engine
+from hlv_assets.store.report_view import write_report
 from hlv_assets.store.results import ResultStore, make_row_id
 
 PROFILE = "demo"
@@ -196,7 +196,7 @@ def test_html_escapes_and_renders_inline_markup():
 
 
 def test_cli_report_writes_both_files(store, tmp_path, monkeypatch, capsys):
-    from hlv_assets import cli_report
+    from hlv_assets.cli import report as cli_report
 
     monkeypatch.setenv("HLV_DB_URL", str(store.engine.url))
     parser = argparse.ArgumentParser(prog="hlv")

@@ -1,20 +1,20 @@
 """Automation: a new LLM refreshes everything, a retired one freezes, and no tick floods the run queue.
 
-Three pieces, all picked up by `load_from_defs_folder`:
+Picked up by `load_from_defs_folder`:
 
-* `llm_registry_sensor` turns the LLM registry (results store) into `llm` partitions and makes sure the
-  `none`/`human` explanation sources exist. It returns `SensorResult(dynamic_partitions_requests=...)`; it
-  never deletes a partition. The YAML defaults (`llms.yaml`) are synced into the store on the first tick and
-  then on the cron `HLV_REGISTRY_CRON` (default daily, 04:00 UTC); what `hlv llm add|retire` writes to the
-  store is picked up on the next tick (every `HLV_REGISTRY_SENSOR_SECONDS`, default 60). A schedule cannot
-  return partition requests, hence a sensor that keeps the cron in its cursor.
+* `llm_registry_sensor` keeps the dynamic partitions equal to the registry (`defs/partition_sync.py`: adds
+  and removes keys; `generators` = active LLMs that generate, `judges` = active LLMs with label logits), so
+  `hlv llm add|retire` shows in the UI within `HLV_REGISTRY_SENSOR_SECONDS` (default 60). The YAML defaults
+  (`llms.yaml`) are synced into the store on its first tick and by the `registry_refresh` schedule
+  (`defs/schedules.py`, cron `HLV_REGISTRY_CRON`, default daily 04:00 UTC), which the Automation page shows.
 * Registry-aware automation conditions for the assets keyed by LLM slugs (`generation_condition`,
-  `explanation_condition`, `judgment_condition`): the asset modules use them instead of a bare `eager()`.
-  `RegistryAllows` keeps only partitions whose every slug is active in the registry and, for the `llm`
-  dimension, has the capability the asset needs (`label_logits` for MJDs, `generate` for generations); a
-  retired LLM's partitions and results stay, they just stop refreshing. `RequestCap` bounds how many asset
-  partitions one tick may request (`HLV_AUTOMATION_MAX_PER_TICK`, default 16); what it holds back stays
-  pending (`eager()` remembers it until handled) and is requested on later ticks.
+  `explanation_condition`, `judgment_condition`): `RegistryAllows` keeps only partitions whose every LLM is
+  active with the capability its role needs (a retired LLM's key kept for its history is never requested).
+  `RequestCap` bounds how many asset partitions one tick may request (`HLV_AUTOMATION_MAX_PER_TICK`, default
+  16); what it holds back stays pending (`eager()` remembers it) and is requested on later ticks.
+  `new_partition_condition` (registered item sets) and `refresh_condition` (report, plots) cover what
+  `eager()` does not: partitions that existed before the first evaluation, and unpartitioned assets over
+  partitioned inputs of which some will never exist.
 * `hlv_automation_sensor`, the `AutomationConditionSensorDefinition` evaluating every condition. The
   conditions above are plain Python reading the store, so it runs in the code server
   (`use_user_code_server=True`); its default status is `HLV_AUTOMATION_STATUS` (running unless `stopped`).
@@ -22,22 +22,25 @@ Three pieces, all picked up by `load_from_defs_folder`:
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import dagster as dg
 
-from hlv_assets.defs.partitions import BUILTIN_SOURCES, explanation_partitions, llm_partitions
+from hlv_assets.defs import partition_sync
+from hlv_assets.defs.partitions import explanation_partitions, item_set_source_partitions
+from hlv_assets.llm.base import GENERATE, LABEL_LOGITS
+from hlv_assets.llm.registry import registry_state
 
 REGISTRY_SENSOR = "llm_registry_sensor"
 AUTOMATION_SENSOR = "hlv_automation_sensor"
 DEFAULT_REGISTRY_CRON = "0 4 * * *"
 DEFAULT_MAX_PER_TICK = 16
-GENERATE = "generate"
-LABEL_LOGITS = "label_logits"
+#: The labels of the conditions defined here (the graph snapshot expands these, and shows Dagster's by label).
+CONDITION_LABELS = frozenset({"eager_for_active_generators", "eager_for_active_sources",
+                              "eager_for_active_judges_after_checks", "missing_and_never_requested",
+                              "refresh_when_inputs_change"})
 
 
 # ---- settings (read when used, so a test or a deployment can change them through the environment) --------
@@ -64,55 +67,18 @@ def max_requests_per_tick() -> int:
     return value
 
 
-def _engine():
-    # resolve the URL first: `get_engine()` without one caches whatever store the process saw first
-    from hlv_assets.store.db import default_url, get_engine
-
-    return get_engine(default_url())
-
-
-# ---- the registry as automation sees it -------------------------------------------------------------------
-@dataclass(frozen=True)
-class RegistryEntry:
-    slug: str
-    active: bool
-    capabilities: frozenset[str]
-
-
-def registry_state(engine=None) -> dict[str, RegistryEntry]:
-    """Every LLM of the store's registry (retired ones included), by slug."""
-    from hlv_assets.llm.registry import LLMSpec, SpecError
-    from hlv_assets.store import registry
-
-    out = {}
-    for entry in registry.entries(engine or _engine()):
-        try:
-            capabilities = frozenset(LLMSpec.from_dict(entry.spec).capabilities)
-        except SpecError:  # an entry that no longer validates is never automated
-            capabilities = frozenset()
-        out[entry.slug] = RegistryEntry(entry.slug, bool(entry.active), capabilities)
-    return out
-
-
 #: Dynamic partitions whose keys are LLM slugs, and those whose keys are explanation sources
 #: (`<generator>.<set>`, `none`, `human`; for registered item sets `<source>@<set>`).
-SLUG_PARTITIONS = frozenset({llm_partitions.name})
-SOURCE_PARTITIONS = frozenset({explanation_partitions.name, "item_set_sources"})
+SLUG_PARTITIONS = frozenset(partition_sync.ROLE_CAPABILITY)
+SOURCE_PARTITIONS = frozenset({explanation_partitions.name, item_set_source_partitions.name})
+source_generator = partition_sync.source_generator
 
 
-def source_generator(source: str) -> str | None:
-    """`llama3.lf-first` -> `llama3` (also `llama3.lf-first@myset`); built-in sources have no generator."""
-    base = source.rpartition("@")[0] if "@" in source else source
-    if base in BUILTIN_SOURCES:
-        return None
-    return base.rpartition(".")[0] or base
-
-
-def partition_allowed(
-    dims: Mapping[str, str], registry: Mapping[str, RegistryEntry], capability: str | None
-) -> bool:
+def partition_allowed(dims, registry, capability: str | None, generated: set[str] | None = None) -> bool:
     """Whether automation may request a partition with these keys (`{"llm": slug, "source": source}`, either
-    optional): the slug is active and has `capability`; the generator behind the source (if any) is active."""
+    optional): the slug is active and has `capability`; the generator behind the source (if any) is active
+    and, when `generated` is given, has generated (`<gen>` or `<gen>@<set>` in it): an explanation set reads
+    its generator's stored answers, which no partition mapping declares."""
     slug = dims.get("llm")
     if slug is not None:
         entry = registry.get(slug)
@@ -125,7 +91,20 @@ def partition_allowed(
             entry = registry.get(generator)
             if entry is None or not entry.active:
                 return False
+            if generated is not None:
+                item_set = source.rpartition("@")[2] if "@" in source else None
+                if (f"{generator}@{item_set}" if item_set else generator) not in generated:
+                    return False
     return True
+
+
+def generated_keys(instance: dg.DagsterInstance) -> set[str]:
+    """Generators with materialized answers: `<gen>` (the 341) and `<gen>@<set>` (registered item sets)."""
+    done = set(instance.get_materialized_partitions(dg.AssetKey("llm_generations")))
+    for key in instance.get_materialized_partitions(dg.AssetKey("item_set_generations")):
+        generator, _, item_set = key.partition("|")  # Dagster's string: dimensions sorted (generator, item_set)
+        done.add(f"{generator}@{item_set}")
+    return done
 
 
 def _role(partitions_def) -> str | None:
@@ -168,7 +147,7 @@ class RegistryAllows(dg.AutomationCondition):
     @property
     def description(self) -> str:
         what = f" with {self.capability}" if self.capability else ""
-        return f"every LLM the partition names is active in the registry{what}"
+        return f"every LLM the partition names is active in the registry{what} (and has generated)"
 
     @property
     def requires_cursor(self) -> bool:
@@ -178,11 +157,12 @@ class RegistryAllows(dg.AutomationCondition):
         candidates = context.candidate_subset
         if candidates.is_empty or not candidates.is_partitioned:
             return dg.AutomationResult(context, candidates)
-        registry = registry_state()
+        registry = registry_state(partition_sync.engine_now())
+        generated = generated_keys(context.asset_graph_view.instance)
         keys = set()
         for key in candidates.expensively_compute_partition_keys():
             dims = _dimensions(context.partitions_def, key)
-            if dims is None or partition_allowed(dims, registry, self.capability):
+            if dims is None or partition_allowed(dims, registry, self.capability, generated):
                 keys.add(key)
         return dg.AutomationResult(context, candidates.compute_intersection_with_partition_keys(keys))
 
@@ -250,8 +230,11 @@ def generation_condition() -> dg.AutomationCondition:
 
 
 def explanation_condition() -> dg.AutomationCondition:
-    """`explanation_sets[source]`: eager for `none`, `human` and the sets of active generators."""
-    return RequestCap((RegistryAllows() & _eager()).with_label("eager_for_active_sources"))
+    """`explanation_sets[source]`: eager for `none`, `human` and the sets of active generators that have
+    generated. `llm_generations` (a dependency on all its partitions, for backfill order) is ignored: a new
+    generator's sets are new partitions (newly missing), and one generator's run must not redo every set."""
+    eager = _eager().ignore(dg.AssetSelection.assets("llm_generations")).with_label("eager_ignoring_generations")
+    return RequestCap((RegistryAllows() & eager).with_label("eager_for_active_sources"))
 
 
 def judgment_condition() -> dg.AutomationCondition:
@@ -262,6 +245,26 @@ def judgment_condition() -> dg.AutomationCondition:
             RegistryAllows(LABEL_LOGITS) & _eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
         ).with_label("eager_for_active_judges_after_checks")
     )
+
+
+def new_partition_condition() -> dg.AutomationCondition:
+    """`eager()`, plus every partition missing and never requested since its last update: `eager()` alone
+    skips partitions that already existed when the condition was first evaluated (a set registered with
+    `hlv items add` before the UI started, or before a code change reset the condition's cursor). A failed
+    run is not retried: the partition was requested and not updated since."""
+    condition = dg.AutomationCondition
+    unrequested = (condition.missing() & ~condition.in_progress()
+                   & ~condition.newly_requested().since(condition.newly_updated()))
+    return _eager() | unrequested.with_label("missing_and_never_requested")
+
+
+def refresh_condition() -> dg.AutomationCondition:
+    """An unpartitioned summary over partitioned inputs (`paper_report`, `ternary_plots`): once an input
+    partition is updated and nothing upstream is in progress. Not `eager()`: its `~any_deps_missing` waits for
+    every partition of every input, and most (judge x source) pairs are never run."""
+    condition = dg.AutomationCondition
+    return (condition.any_deps_updated().since_last_handled() & ~condition.any_deps_in_progress()
+            & ~condition.in_progress()).with_label("refresh_when_inputs_change")
 
 
 def llm_roles(partitions_def) -> set[str]:
@@ -302,63 +305,21 @@ def with_registry_conditions(defs: dg.Definitions) -> dg.Definitions:
 
 
 # ---- registry -> partitions -------------------------------------------------------------------------------
-def partition_requests(
-    instance: dg.DagsterInstance, engine=None, *, sync_defaults: bool = True, log=None
-) -> list[dg.AddDynamicPartitionsRequest]:
-    """What the registry asks of the dynamic partitions: its active slugs that are not yet `llm` partitions,
-    and the built-in explanation sources. Only additions: a retired LLM keeps its partitions."""
-    from hlv_assets.llm.registry import SpecError, validate_slug
-    from hlv_assets.pipeline import sync_registry
-    from hlv_assets.store import registry
-
-    engine = engine or _engine()
-    if sync_defaults:
-        active = sync_registry(engine)
-    else:
-        active = [e.slug for e in registry.entries(engine, active_only=True)]
-    have = set(instance.get_dynamic_partitions(llm_partitions.name))
-    new = []
-    for slug in active:
-        if slug in have:
-            continue
-        try:
-            new.append(validate_slug(slug))
-        except SpecError as exc:  # a hand-edited store: never let it break the partition keys
-            if log is not None:
-                log.warning(str(exc))
-    requests = [llm_partitions.build_add_request(new)] if new else []
-    have_sources = set(instance.get_dynamic_partitions(explanation_partitions.name))
-    missing = [s for s in BUILTIN_SOURCES if s not in have_sources]
-    if missing:
-        requests.append(explanation_partitions.build_add_request(missing))
-    return requests
-
-
-def _defaults_due(cursor: str | None, now: datetime.datetime, cron: str) -> bool:
-    from dagster._utils.schedules import get_latest_completed_cron_tick
-
-    if not cursor:
-        return True
-    synced = json.loads(cursor).get("defaults_synced_at")
-    if synced is None:
-        return True
-    last_tick = get_latest_completed_cron_tick(cron, now, "UTC")
-    return synced < last_tick.timestamp()
-
-
 def _registry_sensor_fn(context: dg.SensorEvaluationContext):
-    now = datetime.datetime.now(datetime.timezone.utc)
     cursor = json.loads(context.cursor) if context.cursor else {}
-    sync_defaults = _defaults_due(context.cursor, now, registry_cron())
-    requests = partition_requests(context.instance, sync_defaults=sync_defaults, log=context.log)
-    if sync_defaults:
-        cursor["defaults_synced_at"] = now.timestamp()
-    new_cursor = json.dumps(cursor, sort_keys=True)
+    first = not cursor.get("defaults_synced")
+    graph = context.repository_def.asset_graph if context.repository_def is not None else None
+    plan = partition_sync.plan_sync(context.instance, partition_sync.engine_now(), asset_graph=graph,
+                                    sync_defaults=first, log=context.log)
+    new_cursor = json.dumps({**cursor, "defaults_synced": True}, sort_keys=True)
+    for name, keys in plan.kept.items():
+        if keys:
+            context.log.info(f"kept {name} partitions {keys}: not allowed now, but materialized before")
+    requests = plan.requests()
     if not requests:
         context.update_cursor(new_cursor)
-        return dg.SkipReason("the llm and explanations partitions already cover the active registry")
-    for request in requests:
-        context.log.info(f"adding {request.partitions_def_name} partitions {list(request.partition_keys)}")
+        return dg.SkipReason("the dynamic partitions already match the registry")
+    context.log.info(plan.summary())
     return dg.SensorResult(dynamic_partitions_requests=requests, cursor=new_cursor)
 
 
@@ -368,8 +329,9 @@ def registry_sensor() -> dg.SensorDefinition:
         evaluation_fn=_registry_sensor_fn,
         minimum_interval_seconds=int(os.environ.get("HLV_REGISTRY_SENSOR_SECONDS", 60)),
         default_status=_status("HLV_REGISTRY_SENSOR_STATUS"),
-        description="LLM registry -> `llm` partitions (only additions; a retired LLM keeps its partitions), "
-        "plus the `none`/`human` explanation sources. YAML defaults synced on HLV_REGISTRY_CRON.",
+        description="LLM registry -> `generators` / `judges` partitions (adds and removes keys; a key with "
+        "materializations stays for its history), plus the built-in explanation sources and registered item "
+        "sets. The YAML defaults are synced on the first tick and by the `registry_refresh` schedule.",
     )
 
 

@@ -1,6 +1,6 @@
 """GPU steps out of process with Dagster Pipes: a subprocess on this machine, or a pod of its own on Kubernetes.
 
-`GPULauncher.run(context, command)` starts the command (e.g. ``python -m hlv_assets.train_entry ...``), streams
+`GPULauncher.run(context, command)` starts the command (e.g. ``python -m hlv_assets.lib.train_entry ...``), streams
 its Pipes log and materialization metadata back into the step, and returns when it exits, so the GPU memory is
 released after every step and torch/vLLM are never imported by the orchestrating process. `gpu_pod_spec` renders
 the pod spec of `k8s` mode as plain data (tested without a cluster; `kubectl`-ready once dumped as YAML).

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 import dagster as dg
 from pydantic import Field
 
+from hlv_assets.lib import settings
 from hlv_assets.lib.profiles import get_profile
 
 _BACKENDS: dict[str, object] = {}
 
-
-def _env_float(name: str) -> float | None:
-    value = os.environ.get(name)
-    return float(value) if value else None
 
 _LOCK = threading.Lock()
 
@@ -27,7 +23,7 @@ class LLMResource(dg.ConfigurableResource):
     stops before it would pass the cap. Paid backends need a price in their registry entry for the cap.
     """
 
-    budget_usd: float | None = Field(default_factory=lambda: _env_float("HLV_BUDGET_USD"))
+    budget_usd: float | None = Field(default_factory=settings.budget_usd)
     db_url: str | None = None
 
     def _engine(self):
@@ -57,8 +53,11 @@ class LLMResource(dg.ConfigurableResource):
                     _BACKENDS[key] = build_backend(spec)
             return _BACKENDS[key]
 
-    def cached(self, slug: str, profile: str):
+    def cached(self, slug: str, profile: str, progress=None):
+        """The LLM behind the call cache; `progress` (e.g. `context.log.info`) gets a line every few seconds
+        while uncached prompts are sent: done / total, prompts/s, ETA."""
         from hlv_assets.llm.cache import CachedLLM
         from hlv_assets.store.results import SqlCallStore
 
-        return CachedLLM(self.backend(slug, profile), SqlCallStore(self._engine()), budget_usd=self.budget_usd)
+        return CachedLLM(self.backend(slug, profile), SqlCallStore(self._engine()), budget_usd=self.budget_usd,
+                         progress=progress)

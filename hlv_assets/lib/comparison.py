@@ -7,6 +7,7 @@ import pandas as pd
 
 from hlv_assets.lib.distributions import items_sha256
 from hlv_assets.lib.metrics import compare
+from hlv_assets.lib.row_ids import make_row_id
 
 PROB = ["p_e", "p_n", "p_c"]
 
@@ -32,8 +33,6 @@ def comparison_row(
     item_set: str = "hlv341",
     extra: dict | None = None,
 ) -> dict:
-    from hlv_assets.store.results import make_row_id
-
     p, q, uids = aligned(hjd, dist)
     items_hash = items_sha256(uids)
     data = {

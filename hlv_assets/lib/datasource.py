@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from hlv_assets.lib import settings
+from hlv_assets.lib.errors import HLVError
 from hlv_assets.lib.paths import REPO_ROOT, output_dir
 
 MANIFEST_PATH = Path(__file__).with_name("upstream_manifest.json")
 RAW_URL = "https://raw.githubusercontent.com/{repository}/{commit}/{path}"
 
 
-class DataSourceError(RuntimeError):
+class DataSourceError(HLVError, RuntimeError):
     """The data cannot be had (offline, no local copy) or a file is not the pinned one."""
 
 
@@ -74,13 +76,13 @@ class DataSource:
     ):
         self.root = Path(root) if root else None
         self.cache_dir = Path(cache_dir) if cache_dir else output_dir() / "cache" / "upstream"
-        self.verify = verify
+        self.verify = settings.check_verify(verify, "verify")
         self.allow_download = allow_download
         self._verified: dict[Path, str] = {}
 
     @classmethod
     def from_env(cls) -> DataSource:
-        verify = os.environ.get("HLV_VERIFY_DATA", "strict")
+        verify = settings.verify_mode()
         env = os.environ.get("HLV_DATA_DIR")
         if env:
             return cls(Path(env), verify=verify)
@@ -88,9 +90,6 @@ class DataSource:
         if sibling.is_dir():
             return cls(sibling, verify=verify)
         return cls(None, verify=verify)
-
-    def describe(self) -> str:
-        return str(self.root) if self.root else f"upstream (cache {self.cache_dir})"
 
     def path(self, rel: str) -> Path:
         """Local path of a data-pack file, fetching it from upstream into the cache when needed."""

@@ -12,8 +12,10 @@ Fields (JSONL keys or CSV columns; every optional group is given on every line o
 * `hjd`: [pE, pN, pC] (or `hjd_e`/`hjd_n`/`hjd_c`): finite, non-negative, summing to 1 within 1e-6.
 * `explanations`: [[text, label], ...] (a CSV cell holds that JSON).
 
-Adapters turn a known foreign format into these fields line by line (`ADAPTERS`: `chaosnli`). Nothing here
-touches the store or Dagster: `hlv_assets.store.item_sets` writes what `ItemReader` yields in one transaction.
+Text holds no NUL byte and no unpaired surrogate (some databases cannot store them); a JSON object gives each
+key once. Adapters turn a known foreign format into these fields line by line (`ADAPTERS`: `chaosnli`).
+Field checks: items_import_fields.py; the chain of a registered set: item_set_chain.py. Nothing here touches
+the store or Dagster: `hlv_assets.store.item_sets` writes what `ItemReader` yields in one transaction.
 """
 
 from __future__ import annotations
@@ -22,18 +24,41 @@ import csv
 import hashlib
 import io
 import json
-import math
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hlv_assets.lib.nli import LETTERS, LabelError, label_index
-from hlv_assets.lib.validation import DataFormatError, check_label_vector
+from hlv_assets.lib.errors import HLVError
+from hlv_assets.lib.item_set_chain import (  # noqa: F401  (the chain's names, importable from here too)
+    LG_MAX_LABELS,
+    SET_NAME_RE,
+    SOURCE_SEPARATOR,
+    builtin_sources,
+    hjd_frame,
+    selection_frame,
+    set_baselines,
+    set_rules,
+    source_key,
+    split_source_key,
+)
+from hlv_assets.lib.items_import_fields import (
+    ADAPTERS,
+    FIELDS,
+    GROUPS,
+    DuplicateKeyError,
+    counts_field,
+    explanations_field,
+    hjd_field,
+    loads_strict,
+    text_field,
+    uid_field,
+)
+from hlv_assets.lib.validation import DataFormatError
 
 __all__ = [
     "ADAPTERS",
     "FIELDS",
+    "GROUPS",
     "ItemReader",
     "ItemRecord",
     "ItemsValidationError",
@@ -43,23 +68,11 @@ __all__ = [
     "detect_format",
 ]
 
-#: Item set names: lowercase letters, digits and '-', starting and ending with a letter or digit.
-SET_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 #: Names the platform uses for its own item sets.
 RESERVED_NAMES = frozenset({"hlv341", "all", "none", "human"})
-ID_MAX_CHARS = 200
-_BAD_ID_CHARS = re.compile(r"[|\x00-\x1f\x7f]")
-_SPLIT = re.compile(r"[|;,\s]+")
-
-FIELDS = ("id", "premise", "hypothesis", "counts", "count_e", "count_n", "count_c", "labels", "hjd",
-          "hjd_e", "hjd_n", "hjd_c", "explanations")
-_COUNT_COLUMNS = ("count_e", "count_n", "count_c")
-_HJD_COLUMNS = ("hjd_e", "hjd_n", "hjd_c")
-#: Optional groups that must be present on every line or on none (the set's capabilities).
-GROUPS = ("counts", "hjd", "explanations")
 
 
-class ItemsValidationError(ValueError):
+class ItemsValidationError(HLVError, ValueError):
     """Every error found in an item file (the first `errors`, up to the cap), and how many there were."""
 
     def __init__(self, path: str | Path, errors: list[DataFormatError], total: int, lines: int):
@@ -151,161 +164,6 @@ class ImportSummary:
         return dict(self.__dict__)
 
 
-# ---- adapters: a foreign line -> the fields above ---------------------------------------------------------
-def _chaosnli(obj: dict) -> dict:
-    """ChaosNLI v1.0 (SNLI, MNLI): uid, example.premise/hypothesis, old_labels (the original annotators),
-    label_dist (the 100-vote HJD). Missing pieces stay missing, so validation names them."""
-    example = obj.get("example") if isinstance(obj.get("example"), dict) else {}
-    out = {"id": obj.get("uid"), "premise": example.get("premise"), "hypothesis": example.get("hypothesis"),
-           "labels": obj.get("old_labels"), "hjd": obj.get("label_dist")}
-    return {k: v for k, v in out.items() if v is not None}
-
-
-#: name -> (function, the source field each target field comes from, for error messages)
-ADAPTERS: dict[str, tuple[Callable[[dict], dict], dict[str, str]]] = {
-    "chaosnli": (_chaosnli, {"id": "uid", "premise": "example.premise", "hypothesis": "example.hypothesis",
-                             "labels": "old_labels", "hjd": "label_dist"}),
-}
-
-
-# ---- field validation: each raises DataFormatError (caught and collected per field) -----------------------
-def _text(value, path, line, name) -> str:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise DataFormatError(path, line, name, "missing or empty")
-    if not isinstance(value, str):
-        raise DataFormatError(path, line, name, f"expected text, got {type(value).__name__}")
-    return value
-
-
-def _uid(value, path, line) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise DataFormatError(path, line, "id", f"expected text or an integer, got {type(value).__name__}")
-    uid = str(value)
-    if not uid.strip() or uid != uid.strip():
-        raise DataFormatError(path, line, "id", f"{uid!r}: empty or with leading/trailing whitespace")
-    if len(uid) > ID_MAX_CHARS:
-        raise DataFormatError(path, line, "id", f"longer than {ID_MAX_CHARS} characters")
-    if _BAD_ID_CHARS.search(uid):
-        raise DataFormatError(path, line, "id", f"{uid!r} contains '|' or a control character")
-    return uid
-
-
-def _number(value, path, line, name, *, integer: bool) -> float:
-    if isinstance(value, str):
-        try:
-            value = int(value) if integer and re.fullmatch(r"\s*[+-]?\d+\s*", value) else float(value)
-        except ValueError:
-            raise DataFormatError(path, line, name, f"{value!r} is not a number") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DataFormatError(path, line, name, f"{value!r} is not a number")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise DataFormatError(path, line, name, f"{value} is not a finite number")
-    return value
-
-
-def _vector(value, path, line, name, *, integer: bool) -> list:
-    """A 3-vector from a JSON list, or (CSV) from '[..]' JSON text or separated numbers."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(path, line, name, f"malformed JSON list ({exc.msg})") from None
-        else:
-            value = [v for v in _SPLIT.split(text) if v]
-    if not isinstance(value, list) or len(value) != 3:
-        got = f"{len(value)} values" if isinstance(value, list) else type(value).__name__
-        raise DataFormatError(path, line, name, f"expected 3 numbers [E, N, C], got {got}")
-    return [_number(v, path, line, name, integer=integer) for v in value]
-
-
-def _columns(obj: dict, names: tuple[str, ...], path, line, name, *, integer: bool) -> list | None:
-    present = [n for n in names if obj.get(n) not in (None, "")]
-    if not present:
-        return None
-    missing = [n for n in names if n not in present]
-    if missing:
-        raise DataFormatError(path, line, missing[0], f"missing while {', '.join(present)} given: give all three")
-    return [_number(obj[n], path, line, n, integer=integer) for n in names]
-
-
-def _counts(obj: dict, path, line) -> tuple[list[int] | None, list[str] | None]:
-    counts_value = obj.get("counts")
-    counts = None
-    if counts_value not in (None, ""):
-        if _columns(obj, _COUNT_COLUMNS, path, line, "counts", integer=True) is not None:
-            raise DataFormatError(path, line, "counts", "give counts or count_e/count_n/count_c, not both")
-        counts = _vector(counts_value, path, line, "counts", integer=True)
-        name = "counts"
-    else:
-        counts = _columns(obj, _COUNT_COLUMNS, path, line, "counts", integer=True)
-        name = "count_e"
-    if counts is not None:
-        counts = [int(c) for c in check_label_vector(counts, path, line, name, kind="counts")]
-        if sum(counts) <= 0:
-            raise DataFormatError(path, line, name, "no labels (all counts are 0)")
-    labels = None
-    raw = obj.get("labels")
-    if raw not in (None, ""):
-        if isinstance(raw, str):
-            raw = [v for v in _SPLIT.split(raw.strip()) if v]
-        if not isinstance(raw, list):
-            raise DataFormatError(path, line, "labels", f"expected a list of labels, got {type(raw).__name__}")
-        if not raw:
-            raise DataFormatError(path, line, "labels", "empty list")
-        labels = []
-        for j, lab in enumerate(raw):
-            try:
-                labels.append(LETTERS[label_index(lab.strip().lower() if isinstance(lab, str) else lab)])
-            except LabelError as exc:
-                raise DataFormatError(path, line, f"labels[{j}]", str(exc)) from None
-        from_labels = [labels.count(x) for x in LETTERS]
-        if counts is not None and counts != from_labels:
-            raise DataFormatError(path, line, "labels", f"labels give counts {from_labels} but {name} say {counts}")
-        counts = from_labels
-    return counts, labels
-
-
-def _hjd(obj: dict, path, line) -> list[float] | None:
-    value = obj.get("hjd")
-    if value not in (None, ""):
-        if _columns(obj, _HJD_COLUMNS, path, line, "hjd", integer=False) is not None:
-            raise DataFormatError(path, line, "hjd", "give hjd or hjd_e/hjd_n/hjd_c, not both")
-        vec, name = _vector(value, path, line, "hjd", integer=False), "hjd"
-    else:
-        vec, name = _columns(obj, _HJD_COLUMNS, path, line, "hjd", integer=False), "hjd_e"
-        if vec is None:
-            return None
-    return check_label_vector(vec, path, line, name, kind="distribution")  # sums to 1 within 1e-6
-
-
-def _explanations(value, path, line) -> list[list[str]]:
-    if value in (None, ""):
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(path, line, "explanations", f"malformed JSON ({exc.msg})") from None
-    if not isinstance(value, list):
-        raise DataFormatError(path, line, "explanations", "expected a list of [text, label] pairs")
-    out = []
-    for j, pair in enumerate(value):
-        if isinstance(pair, dict):
-            pair = [pair.get("text"), pair.get("label")]
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise DataFormatError(path, line, f"explanations[{j}]", "expected [text, label]")
-        text, lab = pair
-        if not isinstance(text, str) or not text.strip():
-            raise DataFormatError(path, line, f"explanations[{j}][0]", "missing or empty text")
-        try:
-            out.append([text, LETTERS[label_index(lab.strip().lower() if isinstance(lab, str) else lab)]])
-        except LabelError as exc:
-            raise DataFormatError(path, line, f"explanations[{j}][1]", str(exc)) from None
-    return out
-
-
 class ItemReader:
     """Iterate over the valid items of a file, one line in memory at a time; errors are collected.
 
@@ -367,10 +225,14 @@ class ItemReader:
                 if not text.strip():
                     continue
                 try:
-                    obj = json.loads(text)
+                    obj = loads_strict(text)
                 except json.JSONDecodeError as exc:
                     self.add_error(DataFormatError(self.path, line_no, "<json>",
                                                    f"malformed JSON ({exc.msg} at column {exc.colno})"))
+                    yield line_no, None
+                    continue
+                except DuplicateKeyError as exc:
+                    self.add_error(DataFormatError(self.path, line_no, exc.key, f"{exc}; keep one"))
                     yield line_no, None
                     continue
                 if not isinstance(obj, dict):
@@ -457,15 +319,15 @@ class ItemReader:
             if unknown:
                 errors.append(DataFormatError(path, line, unknown[0], f"unknown field(s) {unknown}; known: "
                                               f"{', '.join(FIELDS)} (or pass --allow-extra-fields)"))
-        premise = attempt(_text, obj.get("premise"), path, line, "premise")
-        hypothesis = attempt(_text, obj.get("hypothesis"), path, line, "hypothesis")
+        premise = attempt(text_field, obj.get("premise"), path, line, "premise")
+        hypothesis = attempt(text_field, obj.get("hypothesis"), path, line, "hypothesis")
         uid = None
         given = obj.get("id") not in (None, "")
         if given:
-            uid = attempt(_uid, obj.get("id"), path, line)
-        counts_labels = attempt(_counts, obj, path, line)
-        hjd = attempt(_hjd, obj, path, line)
-        explanations = attempt(_explanations, obj.get("explanations"), path, line)
+            uid = attempt(uid_field, obj.get("id"), path, line)
+        counts_labels = attempt(counts_field, obj, path, line)
+        hjd = attempt(hjd_field, obj, path, line)
+        explanations = attempt(explanations_field, obj.get("explanations"), path, line)
         if errors:
             for e in errors:
                 self.add_error(e)
@@ -521,77 +383,3 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-# ---- the chain for a registered set: explanation sources, selection inputs, baselines ---------------------
-#: Label-guided sets need k_l explanations per label; above this many labels per item they are not offered
-#: (k explanations give k! explanation orders, and a 100-vote count is a distribution, not annotators).
-LG_MAX_LABELS = 10
-SOURCE_SEPARATOR = "@"
-
-
-def source_key(source: str, set_name: str) -> str:
-    """Partition key of an explanation source of an item set: `none@myset`, `smollm2-135m.lf-first@myset`."""
-    return f"{source}{SOURCE_SEPARATOR}{set_name}"
-
-
-def split_source_key(key: str) -> tuple[str, str]:
-    """`smollm2-135m.mnli-lg-first@chaosnli-snli` -> ("smollm2-135m.mnli-lg-first", "chaosnli-snli")."""
-    from hlv_assets.lib.explanation_sets import split_source
-
-    source, sep, set_name = key.rpartition(SOURCE_SEPARATOR)
-    if not sep or not SET_NAME_RE.match(set_name):
-        raise ValueError(f"{key!r} is not <source>@<item set>")
-    split_source(source)  # none, human or <generator>.<set rule>
-    return source, set_name
-
-
-def set_rules(*, has_counts: bool, max_label_total: int, has_explanations: bool,
-              max_explanations: int) -> list[str]:
-    """The selection rules (SPEC §2 names) a set supports: LF always; MNLI-LG with k_l = the set's own label
-    counts; VariErr-LG with the label sequence of the set's own explanations."""
-    rules = ["lf-first", "lf-longest"]
-    if has_counts and 0 < max_label_total <= LG_MAX_LABELS:
-        rules += ["mnli-lg-first", "mnli-lg-longest"]
-    if has_explanations and 0 < max_explanations <= LG_MAX_LABELS:
-        rules += ["varierr-lg-first", "varierr-lg-longest"]
-    return rules
-
-
-def builtin_sources(has_explanations: bool) -> list[str]:
-    return ["none", "human"] if has_explanations else ["none"]
-
-
-def selection_frame(items):
-    """The set's items with the columns `build_explanation_set` reads: `mnli_counts` = the set's counts
-    (MNLI-LG's k_l), no VariErr counts (VariErr-LG follows the label sequence of the set's explanations)."""
-    frame = items[["item_index", "uid", "premise", "hypothesis", "human_explanations"]].copy()
-    frame["human_explanations"] = [[list(p) for p in ex] if ex is not None else [] for ex in items.human_explanations]
-    frame["mnli_counts"] = [list(c) if c is not None else [] for c in items.counts]
-    frame["varierr_counts"] = [[] for _ in range(len(frame))]
-    return frame
-
-
-def set_baselines(items, uids=None) -> dict:
-    """Baseline distributions of a set (on `uids` when given): its label distribution (counts / total,
-    like MNLI dist.) when it has counts, and uniform."""
-    import numpy as np
-
-    from hlv_assets.lib.distributions import counts_to_dist, distribution_frame
-
-    if uids is not None:
-        items = items.set_index("uid").loc[list(uids)].reset_index()
-    out = {}
-    if len(items) and items.counts.notna().all():
-        out["labels"] = distribution_frame(items.uid, counts_to_dist([list(c) for c in items.counts]))
-    out["uniform"] = distribution_frame(items.uid, np.full((len(items), 3), 1.0 / 3.0))
-    return out
-
-
-def hjd_frame(items):
-    """The set's HJD as a distribution frame (uid, p_e, p_n, p_c); None when the set has none."""
-    from hlv_assets.lib.distributions import distribution_frame
-
-    if not len(items) or items.hjd.isna().any():
-        return None
-    return distribution_frame(items.uid, [list(h) for h in items.hjd])

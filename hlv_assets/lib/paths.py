@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from hlv_assets.lib import settings
+
+REPO_ROOT = settings.REPO_ROOT
 
 
 def output_dir() -> Path:
     """Outputs (database, models, checkpoints, reports): `HLV_HOME`, else `data/` in the repository."""
-    return Path(os.environ.get("HLV_HOME") or REPO_ROOT / "data")
+    return settings.home()
 
 
 def models_dir() -> Path:

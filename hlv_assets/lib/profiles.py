@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
+
+from hlv_assets.lib import settings
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,13 @@ PROFILES = {
 }
 
 
+assert tuple(PROFILES) == settings.PROFILE_NAMES, "lib/settings.py names the profiles defined here"
+
+
 def current_profile_name() -> str:
-    name = os.environ.get("HLV_PROFILE", "demo")
-    if name not in PROFILES:
-        raise ValueError(f"HLV_PROFILE={name!r} is not a profile; choose one of {', '.join(PROFILES)}")
-    return name
+    """`HLV_PROFILE`, validated (SettingsError names the accepted profiles)."""
+    return settings.profile_name()
 
 
 def get_profile(name: str | None = None) -> Profile:
-    return PROFILES[name or current_profile_name()]
+    return PROFILES[settings.check_profile(name, "profile") if name else current_profile_name()]

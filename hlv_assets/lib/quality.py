@@ -7,6 +7,7 @@ column: GX's multicolumn-sum expectation is exact), the expected row count.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ import pandas as pd
 
 PROB_COLUMNS = ("p_e", "p_n", "p_c")
 SUM_TOLERANCE = 1e-6
+#: How many offending items a check result lists (the count says how many there are in all).
+MAX_LISTED = 20
 _lock = threading.Lock()
 
 
@@ -24,6 +27,46 @@ class SuiteResult:
     success: bool
     failures: list[str] = field(default_factory=list)
     statistics: dict = field(default_factory=dict)
+    offending: list[dict] = field(default_factory=list)  # the first MAX_LISTED items: uid, values, reason
+    n_offending: int = 0
+
+    def summary(self) -> str:
+        """One line: how many items fail and the first one, or the suite-level failure."""
+        if self.success:
+            return "every row is a distribution"
+        if self.offending:
+            first = self.offending[0]
+            return (f"{self.n_offending} item(s) are not distributions, e.g. uid {first['uid']}: {first['reason']}")
+        return "; ".join(self.failures)
+
+
+def _reason(values: dict[str, float], total: float) -> str:
+    reasons = []
+    for col, v in values.items():
+        if math.isnan(v):
+            reasons.append(f"{col} is NaN")
+        elif math.isinf(v):
+            reasons.append(f"{col} is {v}")
+        elif not 0.0 <= v <= 1.0:
+            reasons.append(f"{col}={v:.6g} outside [0, 1]")
+    if not reasons and abs(total - 1.0) > SUM_TOLERANCE:
+        reasons.append(f"row sums to {total:.6g}, not 1 (tolerance {SUM_TOLERANCE:g})")
+    return "; ".join(reasons)
+
+
+def offending_items(frame: pd.DataFrame) -> tuple[list[dict], int]:
+    """The rows the suite refuses, with the reason for each: (the first MAX_LISTED, how many in all)."""
+    out, n = [], 0
+    uids = frame["uid"] if "uid" in frame.columns else pd.Series(range(len(frame)))
+    extra = [c for c in ("conversion",) if c in frame.columns]
+    for i, uid in enumerate(uids):
+        values = {c: float(frame[c].iloc[i]) for c in PROB_COLUMNS}
+        reason = _reason(values, sum(values.values()))
+        if reason:
+            n += 1
+            if len(out) < MAX_LISTED:
+                out.append({"uid": str(uid), **{c: frame[c].iloc[i] for c in extra}, **values, "reason": reason})
+    return out, n
 
 
 @lru_cache(maxsize=1)
@@ -75,4 +118,6 @@ def validate_distribution(frame: pd.DataFrame, expected_rows: int | None = None)
             cfg = r.expectation_config
             detail = r.result.get("partial_unexpected_list") or r.result.get("observed_value")
             failures.append(f"{cfg.type}({cfg.kwargs.get('column', '')}): unexpected {detail}")
-    return SuiteResult(bool(result.success), failures, {"evaluated": len(result.results), "rows": len(df)})
+    offending, n_offending = offending_items(frame.assign(**{c: df[c] for c in PROB_COLUMNS}))
+    return SuiteResult(bool(result.success), failures, {"evaluated": len(result.results), "rows": len(df)},
+                       offending, n_offending)

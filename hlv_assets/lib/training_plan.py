@@ -8,7 +8,9 @@ are written as JSONL next to the checkpoint so the training entry point needs no
 from __future__ import annotations
 
 import json
+import os
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,25 @@ ENCODERS = (
     EncoderSpec("bert", "", "BERT", env="HLV_BERT_MNLI"),
     EncoderSpec("roberta", "", "RoBERTa", env="HLV_ROBERTA_MNLI"),
 )
+
+
+def configured_encoders(environ: Mapping[str, str] | None = None) -> tuple[EncoderSpec, ...]:
+    """The encoders that can be fine-tuned now: the embedded MiniLM always, BERT / RoBERTa once their
+    MNLI-fine-tuned checkpoint is named in the environment (read when the definitions load)."""
+    environ = os.environ if environ is None else environ
+    return tuple(e for e in ENCODERS if e.env is None or environ.get(e.env, "").strip())
+
+
+def unconfigured_message(asset: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """One line for an asset of an encoder that is not configured (`finetune_bert`, `finetune_bert_baseline`,
+    ...), else None."""
+    configured = {e.name for e in configured_encoders(environ)}
+    for encoder in ENCODERS:
+        names = {f"finetune_{encoder.name}{suffix}" for suffix in ("", "_baseline", "_reference")}
+        if asset in names and encoder.name not in configured:
+            return (f"{asset} is not configured: set {encoder.env} to an MNLI-fine-tuned {encoder.family} "
+                    "checkpoint (path or HF id)")
+    return None
 
 
 def _jsonl(path: Path, rows: list[dict]) -> str:

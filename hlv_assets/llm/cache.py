@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from hlv_assets.lib.progress import Progress
 from hlv_assets.llm.base import (
     GENERATE,
     LABEL_LOGITS,
@@ -61,10 +62,6 @@ class Price:
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input_per_1m + completion_tokens * self.output_per_1m) / 1_000_000
-
-    @property
-    def is_free(self) -> bool:
-        return self.input_per_1m == 0 and self.output_per_1m == 0
 
 
 @dataclass
@@ -175,6 +172,7 @@ class CachedLLM:
       other backend without a price is refused.
     - `chunk_size`: misses per backend call; each chunk is stored as soon as it returns.
     - `token_counter`: prompt-token estimator for budgets and `plan` (default: characters / 4).
+    - `progress`: where progress lines go while misses are sent (done / total, prompts/s, ETA; every few s).
     """
 
     def __init__(
@@ -187,6 +185,7 @@ class CachedLLM:
         price: Price | None = None,
         chunk_size: int = 64,
         token_counter: Callable[[str], int] = approx_token_count,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
@@ -206,6 +205,7 @@ class CachedLLM:
         self.spent_offset_usd = spent_usd
         self.chunk_size = chunk_size
         self.token_counter = token_counter
+        self.progress = progress
         self.counters = CacheCounters()
         # Estimated vs. actual cost of the calls made so far: when estimates run low, later ones are scaled up.
         self._estimated_sent_usd = 0.0
@@ -353,6 +353,11 @@ class CachedLLM:
         self.counters.hits += sum(1 for k in keys if k in results)
         self.counters.duplicates += len(prompts) - len(unique)
         self._check_budget(op, [p for _, p in pending], "this request")
+        bar = None
+        if self.progress is not None and pending:
+            what = f"{op.name} on {self.backend.identity().model_id}"
+            self.progress(f"{what}: {len(pending)} of {len(prompts)} prompts to send (the others: call cache)")
+            bar = Progress(len(pending), self.progress, what=what, unit="prompts")
 
         for start in range(0, len(pending), self.chunk_size):
             chunk = pending[start : start + self.chunk_size]
@@ -381,5 +386,7 @@ class CachedLLM:
                 self._save(op, key, result, results)
             self._estimated_sent_usd += chunk_estimate
             self._actual_sent_usd += self.counters.cost_usd - cost_before
+            if bar is not None:
+                bar.update(start + len(chunk))
         # Copies: the same key may appear several times and callers may mutate what they get.
         return [replace(results[k]) for k in keys]

@@ -18,6 +18,8 @@ import yaml
 
 from hlv_assets.llm.base import GENERATE, LABEL_LOGITS, GenerationParams, LLMBackend
 from hlv_assets.llm.cache import Price
+from hlv_assets.store import registry as store_registry
+from hlv_assets.store.db import get_engine
 
 DEFAULTS_PATH = Path(__file__).with_name("llms.yaml")
 BACKENDS = ("transformers", "vllm", "openai", "released")
@@ -34,6 +36,7 @@ OPTIONS: dict[str, frozenset[str]] = {
             "batch_size",
             "gguf_file",
             "prefix_reuse",
+            "prefix_tree",
             "max_length",
             "suffix_batch_size",
             "min_prefix_tokens",
@@ -229,6 +232,39 @@ def load_specs(path: str | Path) -> list[LLMSpec]:
 def load_default_specs() -> list[LLMSpec]:
     """The default LLMs of `llms.yaml` (the three published replays and the embedded SmolLM2-135M)."""
     return load_specs(DEFAULTS_PATH)
+
+
+def sync_registry(engine=None) -> list[str]:
+    """The YAML defaults into the store's registry (missing slugs only: what a user set wins); returns the
+    active slugs."""
+    engine = engine or get_engine()
+    store_registry.sync_defaults(engine, [s.to_dict() for s in load_default_specs()])
+    return [e.slug for e in store_registry.entries(engine, active_only=True)]
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """An LLM as partitions and automation see it: active or retired, and what it can do."""
+
+    slug: str
+    active: bool
+    capabilities: frozenset[str]
+
+    def can(self, capability: str) -> bool:
+        return self.active and capability in self.capabilities
+
+
+def registry_state(engine=None) -> dict[str, RegistryEntry]:
+    """Every LLM of the store's registry (retired ones included), by slug. An entry whose spec no longer
+    validates (a hand-edited store) gets no capabilities, so nothing is ever offered or automated for it."""
+    out = {}
+    for entry in store_registry.entries(engine or get_engine()):
+        try:
+            capabilities = frozenset(LLMSpec.from_dict(entry.spec).capabilities)
+        except SpecError:
+            capabilities = frozenset()
+        out[entry.slug] = RegistryEntry(entry.slug, bool(entry.active), capabilities)
+    return out
 
 
 def resolve_model(spec: LLMSpec) -> str:

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from hlv_assets.lib.paths import models_dir
+from hlv_assets.llm.transformers_backend import TransformersBackend
 
 TINY_DIRNAME = "tiny-random-llm"
 CHAT_TEMPLATE = (
@@ -71,6 +72,4 @@ def ensure_tiny_llm(target: Path | None = None, seed: int = 0) -> Path:
 
 
 def tiny_backend(batch_size: int = 16):
-    from hlv_assets.llm.transformers_backend import TransformersBackend
-
     return TransformersBackend(str(ensure_tiny_llm()), dtype="float32", device="cpu", batch_size=batch_size)

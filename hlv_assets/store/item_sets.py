@@ -28,6 +28,7 @@ from hlv_assets.lib.items_import import (
     file_sha256,
 )
 from hlv_assets.lib.validation import DataFormatError
+from hlv_assets.store.db import create_tables
 from hlv_assets.store.models import Item, utcnow
 
 BATCH_SIZE = 1000
@@ -74,7 +75,7 @@ def ensure_tables(engine: Engine) -> None:
     """Create this module's table (and `item`) where missing: `get_engine` only creates the tables of
     `hlv_assets.store.models`."""
     if engine not in _READY:
-        SQLModel.metadata.create_all(engine, tables=[Item.__table__, ItemSetVersion.__table__])
+        create_tables(engine, tables=[Item.__table__, ItemSetVersion.__table__])
         _READY.add(engine)
 
 

@@ -8,16 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hlv_assets.defs.analyses import assets as A
-from hlv_assets.defs.resources_defs import default_resources
+from hlv_assets.cli.main_job import EMBEDDED
+from hlv_assets.cli.run import Step, run_steps
+from hlv_assets.defs.analyses import common as A
+from hlv_assets.defs.analyses import variability as V_assets
 from hlv_assets.lib.metrics import compare
 from hlv_assets.lib.paths import output_dir
 from hlv_assets.lib.preference import POSTER_SHARES
-from hlv_assets.pipeline import EMBEDDED
-from hlv_assets.runner import Step, run_steps
 from hlv_assets.store.db import get_engine
 from hlv_assets.store.results import ResultStore
-from hlv_assets.tables import table_records
+from hlv_assets.store.tables import table_records
 
 STEPS = [Step("replacement_curves", EMBEDDED), Step("preference_selection", EMBEDDED),
          Step("explanation_variability"), Step("ternary_plots"), Step("paper_report")]
@@ -61,15 +61,47 @@ def test_replacement_rows_curves_and_cached_ends(analyses):
     meta = _metadata(instance, "replacement_curves", EMBEDDED)
     assert meta["cache_hits"].value > 0 and "data:image/png;base64," in meta["plot"].value
     assert (output_dir() / "reports" / "tiny" / f"replacement_{EMBEDDED}.png").read_bytes()[:8] == PNG
+    # the UI's table: the stored rows, typed columns, values rounded to 4 decimals for display
+    table = meta["table"]
+    assert isinstance(table, dg.TableMetadataValue)
+    assert {c.name: c.type for c in table.schema.columns}["kl"] == "float"
+    shown = {r.data["id"]: r.data for r in table.records}
+    assert set(shown) == {r["id"] for r in rows}
+    for r in rows:
+        assert shown[r["id"]]["kl"] == round(r["kl"], 4)
+
+
+def test_analyses_log_their_progress(analyses):
+    """Judging loops write a progress line (sets done, sets/s, ETA) and always the final one."""
+    instance, _, _ = analyses
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey("replacement_curves"), asset_partitions=[EMBEDDED]), limit=1).records
+    messages = [e.user_message for e in instance.all_logs(records[0].run_id)]
+    total = 1 + 2 * len(SIZES.replacement_rs)  # no explanations, then model and noise at each r
+    assert any(m.startswith(f"{EMBEDDED}: explanation sets judged: {total}/{total} sets (100%), ")
+               and "done in" in m for m in messages), messages
+    # r = 2 prompts are new in this session: the call cache announces and finishes what it sends
+    sent = [m for m in messages if m.startswith("label_logits on ")]
+    assert any("prompts to send (the others: call cache)" in m for m in sent), messages
+    assert any("prompts (100%)" in m and "done in" in m for m in sent), messages
 
 
 def test_a_generator_without_label_logits_cannot_judge(analyses):
-    instance, defs, _ = analyses
-    result = dg.materialize(list(defs.assets), selection="replacement_curves", partition_key="llama3",
-                            instance=instance, resources=default_resources(), raise_on_error=False)
-    assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    assert "no label logits" in failure.step_failure_data.error.to_string()
+    """The judge analyses are partitioned by judges only; an LLM without label logits that reached one anyway
+    fails saying why."""
+    instance, _, _ = analyses
+    assert "llama3" not in instance.get_dynamic_partitions("judges")
+
+    class Spec:
+        capabilities = frozenset({"generate"})
+
+    class Llms:
+        def spec(self, slug):
+            return Spec()
+
+    context = dg.build_asset_context(partition_key="llama3")
+    with pytest.raises(dg.Failure, match="no label logits"):
+        A.partition_judge(context, Llms(), "tiny")
 
 
 def test_preference_shares_and_mjds(analyses):
@@ -113,8 +145,8 @@ def test_variability_with_the_real_minilm_embedder(analyses):
 
     items = pd.read_parquet(output_dir() / "assets" / "tiny" / "hlv_items.parquet").head(2)
     model = A.load_explanation_set(A.DEFAULT_MODEL_SET, "tiny").head(2)
-    human = [A._pairs(x) for x in items.human_explanations]
-    rows = A.variability_rows({A.DEFAULT_MODEL_SET: (model, [A._pairs(x) for x in model.explanations])},
+    human = [A.pairs(x) for x in items.human_explanations]
+    rows = V_assets.variability_rows({A.DEFAULT_MODEL_SET: (model, [A.pairs(x) for x in model.explanations])},
                               (items, human), embed=V.default_embed, embedder="all-MiniLM-L6-v2", fake=False,
                               cfg=V.VariabilityConfig(), profile="tiny")
     by = {(r["data"]["set"], r["data"]["scope"]): r["data"] for r in rows}
@@ -124,14 +156,19 @@ def test_variability_with_the_real_minilm_embedder(analyses):
 
 def test_ternary_plot_per_stored_mjd(analyses):
     instance, _, store = analyses
-    from hlv_assets.lib.report import stored_mjd_partitions
+    from hlv_assets.store.report_view import stored_mjd_partitions
 
     parts = [p for p in stored_mjd_partitions(store, "tiny") if p["conversion"] == "softmax"]
     assert {p["explanations"] for p in parts} == {"none", "human", "llama3.varierr-lg-first"}  # the main job's
     folder = output_dir() / "reports" / "tiny" / "ternary"
     for p in parts:
         assert (folder / f"{p['judge']}__{p['explanations']}__softmax.png").read_bytes()[:8] == PNG
-    assert _metadata(instance, "ternary_plots")["plots"].value == len(parts)
+    meta = _metadata(instance, "ternary_plots")
+    assert meta["plots"].value == len(parts)
+    assert meta["preview"].value.count("data:image/png;base64,") == min(len(parts), 6)
+    listed = [r.data for r in meta["plot_table"].records]
+    assert {r["partition"] for r in listed} == {f"{p['judge']}/{p['explanations']}" for p in parts}
+    assert set(meta["paths"].value) == {r["partition"] for r in listed}
 
 
 def test_paper_report_files_and_metadata(analyses):
@@ -154,9 +191,9 @@ def test_sizes_and_helpers():
     paper = A.ANALYSIS_SIZES["paper"]
     assert paper.replacement_items is None and paper.replacement_rs == (0, 1, 2, 3, 4) and paper.orders is None
     assert A.ANALYSIS_SIZES["demo"].replacement_rs == (0, 2, 4) and A.ANALYSIS_SIZES["demo"].embedder == "minilm"
-    a, b = A.hash_embed(["a cat", "a cat", "dogs"]), A.hash_embed(["a cat"])
+    a, b = V_assets.hash_embed(["a cat", "a cat", "dogs"]), V_assets.hash_embed(["a cat"])
     assert np.array_equal(a[0], a[1]) and np.array_equal(a[0], b[0]) and not np.array_equal(a[0], a[2])
     calls = []
-    memo = A._memo(lambda texts: calls.append(list(texts)) or [t.upper() for t in texts])
+    memo = V_assets.memo(lambda texts: calls.append(list(texts)) or [t.upper() for t in texts])
     assert memo(["x", "y", "x"]) == ["X", "Y", "X"] and memo(["y", "z"]) == ["Y", "Z"]
     assert calls == [["x", "y"], ["z"]]

@@ -13,32 +13,22 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from hlv_assets.defs import automation
+from hlv_assets.cli.run import load_definitions
+from hlv_assets.defs import automation, partition_sync
 from hlv_assets.defs.partitions import judgment_key
-from hlv_assets.runner import load_definitions
-
-BASELINES = ("chaosnli", "varierr", "mnli", "mnli-onehot", "uniform")
-RAW = (
-    "chaosnli_mnli",
-    "varierr_nli",
-    "hlv_items",
-    "chaos_dev",
-    "chaos_test",
-    "anli_test",
-    "released_generations",
+from hlv_assets.llm.registry import RegistryEntry
+from hlv_assets_tests.defs.automation_world import (
+    BASELINES,
+    DEFAULT_SLUGS,
+    FAIL_LETTER_MASS,
+    GENERATOR,
+    JUDGE,
+    ONE_ITEM,
+    RAW,
+    RETIRED,
+    World,
+    _io,
 )
-DEFAULT_SLUGS = ["gpt4o", "llama3", "mixtral", "smollm2-135m"]
-JUDGE = {
-    "slug": "tiny-judge",
-    "backend": "transformers",
-    "model": "tiny/judge",
-    "capabilities": ["generate", "label_logits"],
-}
-GENERATOR = {"slug": "gen-only", "backend": "transformers", "model": "tiny/gen", "capabilities": ["generate"]}
-RETIRED = {"slug": "old-judge", "backend": "transformers", "model": "tiny/old", "active": False}
-#: A letter-mass floor no prompt reaches: the blocking `letter_mass` check fails.
-FAIL_LETTER_MASS = {"ops": {"mjd": {"config": {"min_letter_mass": 1.0, "n_items": 1}}}}
-ONE_ITEM = {"ops": {"mjd": {"config": {"n_items": 1}}}}
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +39,9 @@ def defs():
 @pytest.fixture(scope="module")
 def items_dir(tmp_path_factory, data_dir):
     """hlv_items and explanation_sets[none, human] as Parquet (the inputs of the real MJD runs)."""
+    from hlv_assets.defs.partition_sync import sync_partitions
     from hlv_assets.defs.resources import ResultStoreResource
     from hlv_assets.defs.resources_defs import default_resources
-    from hlv_assets.pipeline import sync_partitions
     from hlv_assets.store.db import get_engine
 
     base = tmp_path_factory.mktemp("automation-assets")
@@ -77,137 +67,6 @@ def items_dir(tmp_path_factory, data_dir):
     return base
 
 
-def _io(base):
-    from hlv_assets.defs.resources import ParquetIOManager
-
-    return ParquetIOManager(base_dir=str(base), profile="tiny")
-
-
-class World:
-    """One ephemeral instance, its registry, the two sensors' cursors and a way to emulate runs."""
-
-    def __init__(self, defs, db_url: str):
-        from hlv_assets.store.db import get_engine
-
-        self.defs = defs
-        self.engine = get_engine(db_url)
-        self.db_url = db_url
-        self.instance = dg.DagsterInstance.ephemeral()
-        self.cursor = None
-        self.sensor_cursor = None
-        self.repo = defs.get_repository_def()
-        self.checked: set[tuple[str, str | None]] = set()
-
-    # -- the registry sensor, as the daemon applies its result
-    def sync(self) -> list[tuple[str, list[str]]]:
-        sensor = self.defs.get_sensor_def(automation.REGISTRY_SENSOR)
-        result = sensor(dg.build_sensor_context(instance=self.instance))
-        requests = list(getattr(result, "dynamic_partitions_requests", None) or [])
-        for request in requests:
-            assert isinstance(request, dg.AddDynamicPartitionsRequest)  # never a deletion
-            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        return [(r.partitions_def_name, list(r.partition_keys)) for r in requests]
-
-    # -- one automation tick: the conditions (evaluate_automation_conditions) and the sensor's run requests
-    def tick(self, sensor: bool = False) -> dict[str, set[str]]:
-        """Requested partitions by asset; with `sensor`, the automation sensor ticks too (own cursor)."""
-        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
-        self.cursor = result.cursor
-        if sensor:
-            self._sensor_tick()
-        return {k.to_user_string(): set(v) for k, v in result._requested_partitions_by_asset_key.items() if v}
-
-    def _sensor_tick(self) -> None:
-        sensor = self.defs.get_sensor_def(automation.AUTOMATION_SENSOR)
-        context = dg.build_sensor_context(
-            instance=self.instance, repository_def=self.repo, cursor=self.sensor_cursor
-        )
-        self.sensor_result = sensor.evaluate_tick(context)
-        self.sensor_cursor = self.sensor_result.cursor
-
-    def requested_by_sensor(self) -> dict[str, set[str]]:
-        """What the automation sensor's run requests (a backfill per tick) ask for."""
-        out: dict[str, set[str]] = {}
-        for request in self.sensor_result.run_requests:
-            subset = request.asset_graph_subset
-            if subset is not None:
-                for key, partitions in subset.partitions_subsets_by_asset_key.items():
-                    out.setdefault(key.to_user_string(), set()).update(partitions.get_partition_keys())
-                for key in subset.non_partitioned_asset_keys:
-                    out.setdefault(key.to_user_string(), set()).add(None)
-            else:
-                for key in request.asset_selection or []:
-                    out.setdefault(key.to_user_string(), set()).add(request.partition_key)
-        return out
-
-    # -- emulated runs
-    def report(self, asset: str, partition: str | None = None, checks: tuple[str, ...] = ()) -> None:
-        from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-            AssetCheckEvaluationTargetMaterializationData,
-        )
-
-        self.instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=partition))
-        if not checks:
-            return
-        self.checked.add((asset, partition))
-        record = self.instance.fetch_materializations(
-            dg.AssetRecordsFilter(
-                asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None
-            ),
-            limit=1,
-        ).records[0]
-        target = AssetCheckEvaluationTargetMaterializationData(
-            storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
-        )
-        for check in checks:
-            self.instance.report_runless_asset_event(
-                dg.AssetCheckEvaluation(
-                    asset_key=dg.AssetKey(asset),
-                    check_name=check,
-                    passed=True,
-                    partition=partition,
-                    target_materialization_data=target,
-                )
-            )
-
-    def execute(self, requested: dict[str, set[str]]) -> None:
-        """Emulate successful runs of everything requested (with passing checks). Dagster stores one runless
-        check evaluation per check partition, so a partition whose checks were reported before is left as it
-        is
-        (its earlier materialization and passed checks stay the latest)."""
-        for asset, partitions in requested.items():
-            checks = (
-                ("distribution_suite", "letter_mass")
-                if asset == "mjd"
-                else ("distribution_suite",)
-                if asset == "baseline_distributions"
-                else ()
-            )
-            for partition in partitions:
-                if (asset, partition) not in self.checked:
-                    self.report(asset, partition, checks)
-
-    def materialize(self, selection: list[str], partition, items_dir, run_config=None):
-        from hlv_assets.defs.llm_resource import LLMResource
-        from hlv_assets.defs.resources import ResultStoreResource
-        from hlv_assets.defs.resources_defs import default_resources
-
-        resources = {
-            **default_resources(),
-            "io_manager": _io(items_dir),
-            "results": ResultStoreResource(db_url=self.db_url),
-            "llms": LLMResource(db_url=self.db_url),
-        }
-        return dg.materialize(
-            list(self.defs.assets),
-            selection=selection,
-            partition_key=partition,
-            instance=self.instance,
-            resources=resources,
-            run_config=run_config or {},
-            raise_on_error=False,
-        )
-
 
 @pytest.fixture
 def world(defs, tmp_path, monkeypatch):
@@ -217,7 +76,8 @@ def world(defs, tmp_path, monkeypatch):
     monkeypatch.setenv("HLV_DB_URL", url)  # what the registry-aware conditions and the sensor read
     monkeypatch.setenv("HLV_AUTOMATION_MAX_PER_TICK", "1000")
     w = World(defs, url)
-    assert w.sync() == [("llm", DEFAULT_SLUGS), ("explanations", ["none", "human"])]
+    assert w.sync() == [("add", "generators", DEFAULT_SLUGS), ("add", "judges", ["smollm2-135m"]),
+                        ("add", "explanations", ["none", "human"])]  # the released replays cannot judge
     for asset in RAW:
         w.report(asset)
     for source in BASELINES:
@@ -270,8 +130,8 @@ def test_new_llm_yields_exactly_its_partitions_and_runs(world, defs):
 
     for spec in (JUDGE, GENERATOR, RETIRED):
         registry.upsert(world.engine, spec)
-    # the retired slug gets no partition; nothing is ever deleted
-    assert world.sync() == [("llm", ["gen-only", "tiny-judge"])]
+    # the retired slug gets no partition, the generator-only one no judge partition
+    assert world.sync() == [("add", "generators", ["gen-only", "tiny-judge"]), ("add", "judges", ["tiny-judge"])]
     assert world.sync() == []
 
     requested = world.tick(sensor=True)
@@ -295,10 +155,12 @@ def test_retired_llm_stops_refreshing_but_keeps_partitions(world):
     registry.upsert(world.engine, JUDGE)
     world.sync()
     world.execute(world.tick())
+    assert world.tick() == {"paper_report": {None}, "ternary_plots": {None}}  # new MJDs: the summaries refresh
+    world.execute({"paper_report": {None}, "ternary_plots": {None}})
     assert world.tick() == {}
     registry.set_active(world.engine, "tiny-judge", False)
-    assert world.sync() == []
-    assert "tiny-judge" in world.instance.get_dynamic_partitions("llm")
+    assert world.sync() == []  # materialized before: its keys stay, with their history
+    assert "tiny-judge" in world.instance.get_dynamic_partitions("judges")
 
     world.report("hlv_items")  # new items: everything downstream is due, over the next ticks
     requested: dict[str, set[str]] = {}
@@ -338,7 +200,7 @@ def test_failing_blocking_check_keeps_downstream_from_running(world, defs, items
     }
     assert checks == {"distribution_suite": True, "letter_mass": False}
     materialized = {e.asset_key.to_user_string() for e in result.all_events if e.is_step_materialization}
-    assert materialized == {"mjd"}  # the MJD is stored (and audited); nothing downstream ran on it
+    assert not materialized & set(downstream)  # nothing downstream ran on it (the MJD itself: A2's commit rule)
 
     # later ticks do not request the downstream of the failed partition, however often they look
     for _ in range(2):
@@ -380,34 +242,36 @@ def test_cap_holds_requests_back_and_releases_them_later(world, monkeypatch):
     assert sorted(seen["mjd_comparison"]) == sorted(_judged("tiny-judge"))
 
 
-def test_registry_sensor_syncs_yaml_defaults_on_its_cron(world, monkeypatch):
-    import datetime as dt
-    import json
-
+def test_registry_refresh_schedule_and_sensor(world, defs, monkeypatch):
+    from hlv_assets.defs.schedules import REGISTRY_SCHEDULE
     from hlv_assets.store import registry
 
-    now = dt.datetime(2026, 1, 2, 12, 0, tzinfo=dt.timezone.utc)
-    cron = "0 4 * * *"
-    assert automation._defaults_due(None, now, cron)
-    synced_after_tick = json.dumps({"defaults_synced_at": (now - dt.timedelta(hours=7)).timestamp()})
-    synced_before_tick = json.dumps({"defaults_synced_at": (now - dt.timedelta(hours=9)).timestamp()})
-    assert not automation._defaults_due(synced_after_tick, now, cron)  # 05:00, after today's 04:00 tick
-    assert automation._defaults_due(synced_before_tick, now, cron)  # 03:00, before it
+    schedule = defs.get_schedule_def(REGISTRY_SCHEDULE)
+    assert (schedule.cron_schedule, schedule.job_name) == ("0 4 * * *", "registry_refresh")
+    # the scheduled job: a retired LLM without history leaves `generators` (and its sources), a new one comes in
+    registry.upsert(world.engine, GENERATOR)
+    world.instance.add_dynamic_partitions("explanations", ["gen-only.lf-first"])
+    assert defs.resolve_job_def("registry_refresh").execute_in_process(instance=world.instance).success
+    assert "gen-only" in world.instance.get_dynamic_partitions("generators")
+    registry.set_active(world.engine, "gen-only", False)
+    assert world.sync() == [("delete", "generators", ["gen-only"]), ("delete", "explanations", ["gen-only.lf-first"])]
+    assert "gen-only" not in world.instance.get_dynamic_partitions("generators")
     monkeypatch.setenv("HLV_REGISTRY_CRON", "not a cron")
     with pytest.raises(ValueError, match="HLV_REGISTRY_CRON"):
         automation.registry_cron()
 
     # what `hlv llm add` writes is picked up on the next tick, whether or not the YAML defaults are due
     registry.upsert(world.engine, GENERATOR)
-    requests = automation.partition_requests(world.instance, world.engine, sync_defaults=False)
-    assert [(r.partitions_def_name, list(r.partition_keys)) for r in requests] == [("llm", ["gen-only"])]
+    plan = partition_sync.plan_sync(world.instance, world.engine, sync_defaults=False)
+    assert [(r.partitions_def_name, list(r.partition_keys)) for r in plan.requests()] == [
+        ("generators", ["gen-only"])]
 
 
 def test_partition_rules():
     reg = {
-        "j": automation.RegistryEntry("j", True, frozenset({"generate", "label_logits"})),
-        "g": automation.RegistryEntry("g", True, frozenset({"generate"})),
-        "r": automation.RegistryEntry("r", False, frozenset({"generate", "label_logits"})),
+        "j": RegistryEntry("j", True, frozenset({"generate", "label_logits"})),
+        "g": RegistryEntry("g", True, frozenset({"generate"})),
+        "r": RegistryEntry("r", False, frozenset({"generate", "label_logits"})),
     }
     allowed = automation.partition_allowed
     assert allowed({"llm": "j", "source": "g.lf-first"}, reg, "label_logits")
@@ -418,3 +282,52 @@ def test_partition_rules():
     assert allowed({"source": "human@myset"}, reg, None)  # a registered item set's built-in source
     assert not allowed({"source": "r.lf-first@myset"}, reg, None)
     assert automation.source_generator("llama3.varierr-lg-first@myset") == "llama3"
+
+
+def test_one_cheap_click_starts_nothing_certain_to_fail(world, items_dir, monkeypatch):
+    """The UI scenario of issue 11: after the main job, `baseline_distributions[uniform]` is launched again;
+    automation ticks on the real definitions (their own registry-aware conditions). Without HLV_BERT_MNLI /
+    HLV_ROBERTA_MNLI no BERT/RoBERTa fine-tune exists to start, and no judging partition names an LLM that
+    cannot judge (the released replays) or is retired."""
+    from hlv_assets.store import registry
+
+    monkeypatch.delenv("HLV_BERT_MNLI", raising=False)
+    monkeypatch.delenv("HLV_ROBERTA_MNLI", raising=False)
+    defs = load_definitions()
+    names = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert not {n for n in names if n.startswith(("finetune_bert", "finetune_roberta"))}
+    registry.upsert(world.engine, RETIRED)
+    world.defs = defs
+    world.cursor = None
+    assert world.tick() == {}  # the first evaluation of these conditions: nothing is newly missing
+    assert world.materialize(["baseline_distributions"], "uniform", items_dir).success  # the click (with its check)
+    first = world.tick()
+    # its table, the MiniLM fine-tune on it (configured: embedded) and the report reading both, in one backfill
+    assert first == {"distribution_comparison": {None}, "finetune_minilm_baseline": {"uniform"},
+                     "paper_report": {None}}
+    seen = {asset: set(partitions) for asset, partitions in first.items()}
+    requested = first
+    for _ in range(3):  # the runs succeed; what do the next ticks ask for?
+        world.execute(requested)
+        requested = world.tick()
+        for asset, partitions in requested.items():
+            seen.setdefault(asset, set()).update(partitions)
+    assert set(world.instance.get_dynamic_partitions("judges")) == {"smollm2-135m"}
+    graph = defs.resolve_asset_graph()
+    for asset, partitions in seen.items():
+        assert asset in names
+        pdef = graph.get(dg.AssetKey(asset)).partitions_def
+        if isinstance(pdef, dg.MultiPartitionsDefinition) and "judge" in pdef.partition_dimension_names:
+            judges = {pdef.get_partition_key_from_str(p).keys_by_dimension["judge"] for p in partitions}
+            assert judges <= {"smollm2-135m"}, (asset, partitions)
+
+
+def test_item_set_registered_before_the_first_evaluation_is_picked_up(world):
+    """`eager()` alone skips partitions that exist when it is first evaluated: a set added with `hlv items add`
+    before the UI started stayed "Never materialized". `new_partition_condition` requests it once."""
+    world.instance.add_dynamic_partitions("item_sets", ["myset"])
+    world.cursor = None  # a fresh automation cursor: the UI's first tick
+    assert world.tick().get("item_set") == {"myset"}
+    assert "item_set" not in world.tick()  # requested once, not again while it runs (or after it failed)
+    world.report("item_set", "myset")
+    assert "item_set" not in world.tick()

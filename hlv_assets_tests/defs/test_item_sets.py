@@ -9,7 +9,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from hlv_assets import cli_items
+from hlv_assets.cli import items as cli_items
 from hlv_assets.lib import raw
 from hlv_assets.lib.metrics import compare
 from hlv_assets.store.db import get_engine
@@ -27,16 +27,16 @@ def home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def instance(home):
-    from hlv_assets.pipeline import sync_partitions
+    from hlv_assets.cli.main_job import sync_partitions
 
     inst = dg.DagsterInstance.ephemeral()
-    sync_partitions(inst)  # the LLM registry (smollm2-135m) into the store and the `llm` partitions
+    sync_partitions(inst)  # the LLM registry into the store and the `generators` / `judges` partitions
     return inst
 
 
 def _materialize(instance, steps):
+    from hlv_assets.cli.run import load_definitions
     from hlv_assets.defs.resources_defs import default_resources
-    from hlv_assets.runner import load_definitions
 
     defs = load_definitions()
     assets, checks = list(defs.assets), list(defs.asset_checks or [])
@@ -58,7 +58,7 @@ def _rows(item_set):
 
 
 def test_definitions_hold_the_item_set_family():
-    from hlv_assets.runner import load_definitions
+    from hlv_assets.cli.run import load_definitions
 
     defs = load_definitions()
     graph = defs.resolve_asset_graph()
@@ -75,7 +75,7 @@ def test_definitions_hold_the_item_set_family():
 
 
 def test_chaosnli_snli_through_hlv_items_add(home, instance, data_dir, capsys):
-    from hlv_assets.defs.item_sets.assets import sync_item_set_partitions
+    from hlv_assets.defs.partition_sync import sync_item_set_partitions
     from hlv_assets.store import item_sets
 
     src = data_dir / raw.CHAOSNLI_SNLI

@@ -12,12 +12,12 @@ import shutil
 import dagster as dg
 import pytest
 
+from hlv_assets.cli.run import Step, load_definitions, run_steps
 from hlv_assets.lib import raw
 from hlv_assets.lib.datasource import pinned_files
-from hlv_assets.runner import Step, load_definitions, run_steps
 
 JUDGE = "smollm2-135m"  # the tiny profile swaps it for a random tiny model
-NONE, HUMAN = (str(dg.MultiPartitionKey({"llm": JUDGE, "explanations": s})) for s in ("none", "human"))
+NONE, HUMAN = (str(dg.MultiPartitionKey({"judge": JUDGE, "explanations": s})) for s in ("none", "human"))
 
 
 class Stale:
@@ -48,11 +48,11 @@ class Stale:
 def graph(tmp_path_factory, data_dir):
     """A copy of the data pack's three item files, a persistent instance (for `hlv audit`), and the chain
     raw -> baselines -> explanation sets `none`/`human` -> MJDs -> the human MJD's comparison row."""
+    from hlv_assets.cli.main_job import sync_partitions
+    from hlv_assets.cli.run import ensure_dagster_home
     from hlv_assets.defs.llm_resource import LLMResource
     from hlv_assets.defs.resources import ResultStoreResource
     from hlv_assets.defs.resources_defs import default_resources
-    from hlv_assets.pipeline import sync_partitions
-    from hlv_assets.runner import ensure_dagster_home
     from hlv_assets.store.db import get_engine
 
     tmp = tmp_path_factory.mktemp("staleness")
@@ -110,20 +110,13 @@ def _edit_first_explanation(path) -> str:
 
 
 def _audit(row_id: str) -> dict:
-    from hlv_assets import cli, cli_audit, cli_extra
-
-    argv = ["audit", row_id, "--format", "json"]
-    registrars = (
-        cli_extra.REGISTRARS
-        if cli_audit.register in cli_extra.REGISTRARS
-        else [*cli_extra.REGISTRARS, cli_audit.register]
-    )
-    buffer = io.StringIO()
     from contextlib import redirect_stdout
-    from unittest import mock
 
-    with mock.patch.object(cli_extra, "REGISTRARS", registrars), redirect_stdout(buffer):
-        assert cli.main(argv) == 0
+    from hlv_assets import cli
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert cli.main(["audit", row_id, "--format", "json"]) == 0
     return json.loads(buffer.getvalue())
 
 

@@ -8,7 +8,7 @@ from hlv_assets.defs.partitions import judgment_key
 from hlv_assets.defs.resources_defs import default_resources
 from hlv_assets.store.db import get_engine
 from hlv_assets.store.results import ResultStore, SqlCallStore
-from hlv_assets.tables import table_records
+from hlv_assets.store.tables import table_records
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +65,30 @@ def test_a_failing_blocking_check_stops_downstream_in_the_same_run(tiny_graph, m
     assert checks and not checks[0].passed
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "mjd_comparison" not in done
+
+
+def test_every_run_of_the_main_job_carries_its_profile_and_invocation(tiny_graph):
+    from hlv_assets.cli.main_job import main_steps
+
+    instance, _ = tiny_graph
+    runs = [r for r in instance.get_runs() if r.tags.get("hlv/job") == "main_tiny"]
+    assert len(runs) == len(main_steps(instance, "tiny"))
+    assert {r.tags["hlv/profile"] for r in runs} == {"tiny"}
+    assert len({r.tags["hlv/invocation"] for r in runs}) == 1  # one `hlv run`, one group
+    assert {r.job_name for r in runs} == {"__ASSET_JOB"}  # the job an asset backfill launches too
+
+
+def test_the_jobs_page_main_job_submits_the_same_plan_as_one_backfill(tiny_graph):
+    from hlv_assets.cli.main_job import main_steps
+    from hlv_assets.defs.jobs import submit_main_backfill
+
+    instance, defs = tiny_graph
+    assert {"main_tiny", "registry_refresh"} <= {j.name for j in defs.resolve_all_job_defs()}
+    backfill_id = submit_main_backfill(instance, defs.resolve_asset_graph(), "tiny", invocation="test")
+    backfill = instance.get_backfill(backfill_id)
+    assert backfill.tags == {"hlv/profile": "tiny", "hlv/invocation": "test", "hlv/job": "main_tiny"}
+    subset = backfill.asset_backfill_data.target_subset
+    planned = {(s.asset, s.partition) for s in main_steps(instance, "tiny")}
+    assert subset.num_partitions_and_non_partitioned_assets == len(planned)
+    targets = {k.to_user_string() for k in subset.asset_keys}
+    assert targets == {a for a, _ in planned}

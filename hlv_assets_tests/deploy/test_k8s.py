@@ -43,7 +43,7 @@ def _launcher(**overrides) -> GPULauncher:
 
 
 def test_pod_spec_rendered_from_config():
-    command = ["python", "-m", "hlv_assets.train_entry", "--config", "/data/cfg.json", "--out", "/data/out"]
+    command = ["python", "-m", "hlv_assets.lib.train_entry", "--config", "/data/cfg.json", "--out", "/data/out"]
     spec = gpu_pod_spec(_launcher(), command)
     (container,) = spec["containers"]
     assert container["name"] == CONTAINER_NAME and container["image"] == "registry.example/hlv-assets:1.2.3"
@@ -217,8 +217,8 @@ def test_local_mode_is_a_pipes_subprocess(step_script, monkeypatch):
     monkeypatch.setenv("HLV_HOME", "/tmp/hlv-local")
     launcher = GPULauncher()
     assert launcher.mode == "local"
-    assert launcher.python_command("hlv_assets.train_entry", "--out", "x")[:3] == [sys.executable, "-m",
-                                                                                 "hlv_assets.train_entry"]
+    assert launcher.python_command("hlv_assets.lib.train_entry", "--out", "x")[:3] == [sys.executable, "-m",
+                                                                                 "hlv_assets.lib.train_entry"]
     result = dg.materialize([_gpu_asset(step_script)], resources={"gpu": launcher},
                             instance=dg.DagsterInstance.ephemeral())
     assert result.success

@@ -17,6 +17,7 @@ import pytest
 
 from hlv_assets.lib import finetune as ft
 from hlv_assets.lib.evaluation import chaosnli_metrics, predict_logits, soft_ce_loss
+from hlv_assets.lib.finetune import training as ft_training
 from hlv_assets.lib.paths import REPO_ROOT
 
 torch = pytest.importorskip("torch")
@@ -205,7 +206,7 @@ def test_training_decreases_loss_and_writes_a_safe_checkpoint(tiny_run):
     train_items = ft.read_soft_items(config.train_path)
     targets = np.array([it["target"] for it in train_items])
     prem, hyp = [it["premise"] for it in train_items], [it["hypothesis"] for it in train_items]
-    initial, tok, _ = ft._build(config)
+    initial, tok, _ = ft.build_model(config)
     trained, tok2 = _load_checkpoint(ckpt)
     before = soft_ce_loss(predict_logits(initial, tok, prem, hyp), targets)
     after = soft_ce_loss(predict_logits(trained, tok2, prem, hyp), targets)
@@ -247,7 +248,7 @@ def test_best_checkpoint_is_chosen_by_dev_macro_f1(tiny_run):
 def test_selection_keeps_an_earlier_step(tiny_data, tmp_path, monkeypatch):
     # force the selection metric to peak at the 2nd of 3 evaluations: the checkpoint must be step 4's
     scripted = iter([0.1, 0.9, 0.5])
-    monkeypatch.setattr(ft, "_selection_value", lambda metrics, name: next(scripted))
+    monkeypatch.setattr(ft_training, "_selection_value", lambda metrics, name: next(scripted))
     config = tiny_config(tiny_data, max_steps=6, eval_every=2, test_path=None, anli_paths={})
     metrics = ft.run_finetune(config, tmp_path)
     assert metrics["best_step"] == 4 and metrics["total_steps"] == 6
@@ -290,7 +291,7 @@ def test_entry_point_subprocess(tiny_data, tmp_path):
         [
             sys.executable,
             "-m",
-            "hlv_assets.train_entry",
+            "hlv_assets.lib.train_entry",
             "--config",
             str(cfg_path),
             "--out",
@@ -311,7 +312,7 @@ def test_entry_point_subprocess(tiny_data, tmp_path):
     assert (tmp_path / "out" / "checkpoint" / "model.safetensors").is_file()
     assert ft.forbidden_files(tmp_path / "out") == []
     bad = subprocess.run(
-        [sys.executable, "-m", "hlv_assets.train_entry", "--out", str(tmp_path / "x")],
+        [sys.executable, "-m", "hlv_assets.lib.train_entry", "--out", str(tmp_path / "x")],
         capture_output=True,
         text=True,
         env=env,
@@ -322,7 +323,7 @@ def test_entry_point_subprocess(tiny_data, tmp_path):
 
 
 def test_pipes_reporter_sends_progress_summary_and_materialization(monkeypatch):
-    from hlv_assets import train_entry
+    from hlv_assets.lib import train_entry
 
     class FakePipes:
         is_asset_step = True
@@ -359,7 +360,7 @@ def test_entry_point_under_dagster_pipes(tiny_data, tmp_path):
         return (
             dg.PipesSubprocessClient()
             .run(
-                command=[sys.executable, "-m", "hlv_assets.train_entry"],
+                command=[sys.executable, "-m", "hlv_assets.lib.train_entry"],
                 context=context,
                 extras={"finetune_config": config.to_dict(), "out_dir": str(tmp_path / "out")},
                 env={"PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"},

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from hlv_assets import cli_items
+from hlv_assets.cli import items as cli_items
 from hlv_assets.lib.items_import import (
     ItemReader,
     ItemsValidationError,

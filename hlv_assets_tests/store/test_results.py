@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from hlv_assets.store.db import get_engine
-from hlv_assets.store.results import ResultStore, SqlCallStore, make_row_id
+from hlv_assets.store.results import NonFiniteValueError, ResultStore, SqlCallStore, make_row_id
 
 
 def rows(n, tag):
@@ -111,3 +111,76 @@ def test_concurrent_writers_of_the_same_partition_leave_one_current_set(db_url, 
         assert p.exitcode == 0
     current = ResultStore(get_engine(db_url)).current_rows("s" + unique)
     assert len(current) == 30 and len({r.row_id for r in current}) == 30
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_probabilities_are_refused_and_the_old_rows_stay_current(db_url, unique, bad):
+    store = ResultStore(get_engine(db_url))
+    good = pd.DataFrame({"uid": ["a", "b"], "p_e": [0.1, 0.2], "p_n": [0.3, 0.3], "p_c": [0.6, 0.5]})
+    kw = dict(asset_key=f"d{unique}", partition_key="x", profile="demo", item_set="s")
+    store.replace_distribution(good, **kw, lineage={"run_id": "r1"})
+    broken = good.assign(p_n=[0.3, bad])
+    with pytest.raises(NonFiniteValueError) as err:
+        store.replace_distribution(broken, **kw, lineage={"run_id": "r2"})
+    message = str(err.value)
+    assert "\n" not in message and f"d{unique}[x]" in message and "uid b" in message and "'p_n'" in message
+    back = store.distribution(f"d{unique}", "x", "demo")
+    assert back.equals(good)
+    assert store.distribution_lineage(f"d{unique}", "x", "demo").run_id == "r1"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_values_in_result_rows_are_refused(db_url, unique, bad):
+    store = ResultStore(get_engine(db_url))
+    kw = dict(asset_key=f"a{unique}", partition_key="p", profile="demo")
+    store.replace_rows("t" + unique, rows(2, unique), **kw, lineage={"run_id": "r1"})
+    broken = rows(2, unique)
+    broken[1]["data"] = {"kl": 0.1, "per_seed": [{"kl": bad}]}
+    with pytest.raises(NonFiniteValueError) as err:
+        store.replace_rows("t" + unique, broken, **kw, lineage={"run_id": "r2"})
+    message = str(err.value)
+    assert "\n" not in message and f"{unique}-1" in message and "per_seed.0.kl" in message and f"a{unique}[p]" in message
+    current = store.current_rows("t" + unique)
+    assert {r.run_id for r in current} == {"r1"} and len(current) == 2
+
+
+def test_a_forced_write_is_recorded_in_each_row(db_url, unique):
+    store = ResultStore(get_engine(db_url))
+    store.replace_rows("t" + unique, rows(2, unique), asset_key="a", partition_key="", profile="demo",
+                       lineage={"run_id": "r1", "forced": True})
+    assert [r.data["forced"] for r in store.current_rows("t" + unique)] == [True, True]
+    store.replace_rows("t" + unique, rows(2, unique), asset_key="a", partition_key="", profile="demo",
+                       lineage={"run_id": "r2"})
+    assert ["forced" in r.data for r in store.current_rows("t" + unique)] == [False, False]
+
+
+def test_an_mjd_frame_round_trips_per_conversion(db_url, unique):
+    store = ResultStore(get_engine(db_url))
+    frame = pd.DataFrame({"uid": ["a", "b", "a", "b"], "conversion": ["normalize"] * 2 + ["softmax"] * 2,
+                          "p_e": [0.1, 0.2, 0.3, 0.4], "p_n": [0.3, 0.3, 0.3, 0.3], "p_c": [0.6, 0.5, 0.4, 0.3]})
+    for conversion, part in frame.groupby("conversion"):
+        store.replace_distribution(part.drop(columns="conversion"), asset_key=f"m{unique}:{conversion}",
+                                   partition_key="h|j", profile="demo", item_set="s", lineage={})
+    assert store.conversions(f"m{unique}", "h|j", "demo") == ["normalize", "softmax"]
+    assert store.distribution_frame(f"m{unique}", "h|j", "demo").equals(frame)
+    assert store.distribution_frame(f"m{unique}", "other", "demo").empty
+
+
+def test_conversions_are_replaced_together_or_not_at_all(db_url, unique):
+    store = ResultStore(get_engine(db_url))
+    frame = pd.DataFrame({"uid": ["a"], "p_e": [0.2], "p_n": [0.3], "p_c": [0.5]})
+    kw = dict(partition_key="x", profile="demo", item_set="s", retire_prefix=f"m_{unique}:")
+    store.replace_distributions({f"m_{unique}:normalize": frame, f"m_{unique}:softmax": frame}, **kw,
+                                lineage={"run_id": "r1"})
+    with pytest.raises(NonFiniteValueError):  # the second conversion is bad: neither is written
+        store.replace_distributions({f"m_{unique}:normalize": frame.assign(p_e=0.1, p_c=0.6),
+                                     f"m_{unique}:softmax": frame.assign(p_c=float("inf"))}, **kw,
+                                    lineage={"run_id": "r2"})
+    assert store.distribution_lineage(f"m_{unique}", "x", "demo").run_id == "r1"
+    assert store.distribution(f"m_{unique}:normalize", "x", "demo").equals(frame)
+    # a conversion refused this time stops being current: the current rows are exactly the new value
+    store.replace_distributions({f"m_{unique}:softmax": frame}, **kw, lineage={"run_id": "r3"})
+    assert store.conversions(f"m_{unique}", "x", "demo") == ["softmax"]
+    store.replace_distribution(frame, asset_key=f"mX{unique}:other", partition_key="x", profile="demo",
+                               item_set="s", lineage={})
+    assert store.conversions(f"m_{unique}", "x", "demo") == ["softmax"]  # `_` is no LIKE wildcard here

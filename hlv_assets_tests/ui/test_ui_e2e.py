@@ -16,8 +16,8 @@ import dagster as dg
 import pytest
 import yaml
 
+from hlv_assets.cli.run import Step, run_steps
 from hlv_assets.lib.paths import REPO_ROOT
-from hlv_assets.runner import Step, run_steps
 from hlv_assets_tests.ui.conftest import UIServer, wait_for_server
 
 ASSET, PARTITION = "baseline_distributions", "uniform"

@@ -6,7 +6,7 @@ import pandas as pd
 from hlv_assets.defs.automation import explanation_condition, generation_condition
 from hlv_assets.defs.lineage import frame_metadata, frame_sha256, lineage, versioned
 from hlv_assets.defs.llm_resource import LLMResource
-from hlv_assets.defs.partitions import explanation_partitions, llm_partitions
+from hlv_assets.defs.partitions import explanation_partitions, generator_partitions
 from hlv_assets.defs.resources import HLVSettings, ResultStoreResource
 from hlv_assets.lib.explanation_sets import (
     GENERATIONS_VERSION,
@@ -27,7 +27,7 @@ class GenerationConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="explanations", partitions_def=llm_partitions, kinds={"llm"}, io_manager_key="io_manager",
+    group_name="explanations", partitions_def=generator_partitions, kinds={"llm"}, io_manager_key="io_manager",
     code_version=versioned(GENERATIONS_VERSION),
     automation_condition=generation_condition(),
 )
@@ -44,7 +44,7 @@ def llm_generations(context: dg.AssetExecutionContext, config: GenerationConfig,
     if "generate" not in spec.capabilities:
         raise dg.Failure(f"{slug} cannot generate (capabilities {sorted(spec.capabilities)})")
     items = generation_items(hlv_items, spec.backend, config.n_items or profile.generation_items)
-    llm = llms.cached(slug, settings.profile)
+    llm = llms.cached(slug, settings.profile, progress=context.log.info)
     frame = generation_rows(items, llm, spec, max_new_tokens=profile.max_new_tokens)
     share, bad = unparsed_share(frame)
     counters = llm.counters.as_dict()
@@ -74,6 +74,10 @@ def llm_generations(context: dg.AssetExecutionContext, config: GenerationConfig,
 @dg.asset(
     group_name="explanations", partitions_def=explanation_partitions, kinds={"pandas"}, io_manager_key="io_manager",
     code_version=versioned(SETS_VERSION),
+    # a set reads its generator's stored answers: no partition mapping turns `<gen>.<set>` into `<gen>`, so the
+    # dependency is declared on every generator (a backfill then builds sets after the generations it targets;
+    # automation ignores it: `explanation_condition`)
+    deps=[dg.AssetDep("llm_generations", partition_mapping=dg.AllPartitionMapping())],
     automation_condition=explanation_condition(),
 )
 def explanation_sets(context: dg.AssetExecutionContext, hlv_items: pd.DataFrame, settings: HLVSettings,

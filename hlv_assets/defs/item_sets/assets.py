@@ -5,17 +5,18 @@ A set registered while the code location runs cannot get assets of its own, so o
 every set and the set is part of the partition key (at most two dimensions):
 
 * `item_set` [item_sets]: the current version of set `<set>` from the store; writes its HJD and label
-  distribution, and (sets up to 2,000 items) their comparison rows; registers `none@<set>` (+ `human@<set>`).
-* `item_set_generations` [llm × item_set]: one call per (item, label) on the profile's first items; registers
+  distribution, and their comparison rows (whole set, any size); registers `none@<set>` (+ `human@<set>`).
+* `item_set_generations` [generator × item_set]: one call per (item, label) on the profile's first items; registers
   the sources `<generator>.<rule>@<set>` the set supports (LF always, MNLI-LG from its own label counts).
 * `item_set_explanations` [item_set_sources = `<source>@<set>`]: `none`, `human` or `<generator>.<rule>`.
-* `item_set_mjd`, `item_set_comparison` [llm × explanations, keys `<judge>` × `<source>@<set>`]: MJDs on the
+* `item_set_mjd`, `item_set_comparison` [judge × explanations, keys `<judge>` × `<source>@<set>`]: MJDs on the
   profile's first items and their rows in `distribution_comparison` against the set's HJD.
 
 `item_set_explanations` reads the items and generations from the store (no Dagster partition mapping turns
 `<source>@<set>` into `<set>`), as `explanation_sets` does for the 341's generations.
 
-Automation: `item_set` is eager (a new partition, added by `hlv items add` or `item_set_partitions_sensor`, is
+Automation: `item_set` is eager and also takes partitions that existed before the first evaluation
+(`new_partition_condition`; a new partition, added by `hlv items add` or `item_set_partitions_sensor`, is
 materialized once); explanations, MJDs and comparisons carry the registry-aware conditions of
 `defs/automation.py`. Generations are not automated: every generator × every set would be paid for, and the
 released generators cannot explain new items; run them with `hlv items run <set>` or from the UI.
@@ -24,17 +25,29 @@ released generators cannot explain new items; run them with `hlv items run <set>
 import dagster as dg
 import pandas as pd
 
-from hlv_assets.defs.automation import explanation_condition, judgment_condition
-from hlv_assets.defs.checks import DISTRIBUTION_CHECK, distribution_check_result, distribution_check_spec
+from hlv_assets.defs.automation import explanation_condition, judgment_condition, new_partition_condition
+from hlv_assets.defs.checks import (
+    DISTRIBUTION_CHECK,
+    commit_if_passed,
+    distribution_check_result,
+    distribution_check_spec,
+)
 from hlv_assets.defs.explanations.assets import GenerationConfig
+from hlv_assets.defs.io_managers import DISTRIBUTION_IO
+from hlv_assets.defs.judgments.compare import store_mjd_comparison
 from hlv_assets.defs.judgments.run import LETTER_MASS_CHECK, JudgeConfig, judge_partition
-from hlv_assets.defs.lineage import frame_metadata, frame_sha256, lineage, versioned
+from hlv_assets.defs.lineage import frame_metadata, frame_sha256, lineage, stored_rows_table, versioned
 from hlv_assets.defs.llm_resource import LLMResource
-from hlv_assets.defs.partitions import llm_partitions
+from hlv_assets.defs.partition_sync import sync_item_set_partitions
+from hlv_assets.defs.partitions import (
+    item_set_generation_partitions,
+    item_set_judgment_partitions,
+    item_set_partitions,
+    item_set_source_partitions,
+)
 from hlv_assets.defs.resources import HLVSettings, ResultStoreResource
 from hlv_assets.lib import items_import as sets
-from hlv_assets.lib.comparison import baseline_rows, comparison_row
-from hlv_assets.lib.distributions import items_sha256
+from hlv_assets.lib.comparison import baseline_rows
 from hlv_assets.lib.explanation_sets import (
     GENERATIONS_VERSION,
     SETS_VERSION,
@@ -50,16 +63,6 @@ from hlv_assets.lib.mjd_run import (
 
 GROUP = "item_sets"
 ITEM_SET_VERSION = "item-set-v1"
-#: Comparison rows over a whole set only up to this size: D.Corr holds an N×N distance matrix.
-FULL_COMPARISON_MAX = 2000
-
-item_set_partitions = dg.DynamicPartitionsDefinition(name="item_sets")
-item_set_source_partitions = dg.DynamicPartitionsDefinition(name="item_set_sources")
-item_set_generation_partitions = dg.MultiPartitionsDefinition(
-    {"llm": llm_partitions, "item_set": item_set_partitions})
-# the dimension is named `explanations` like the 341's, so `hlv run --partition <judge>/<source>@<set>` works
-item_set_judgment_partitions = dg.MultiPartitionsDefinition(
-    {"llm": llm_partitions, "explanations": item_set_source_partitions})
 
 
 def _version(results: ResultStoreResource, name: str):
@@ -78,27 +81,6 @@ def _rules(version) -> list[str]:
                           max_explanations=int(info.get("max_explanations", 0)))
 
 
-def sync_item_set_partitions(instance, engine) -> list[str]:
-    """Registered sets become `item_sets` partitions with their built-in sources (`none@<set>`,
-    `human@<set>`); returns what was added. Sets are never removed (replaced versions stay as history)."""
-    from hlv_assets.store import item_sets
-
-    added = []
-    current = item_sets.versions(engine, current_only=True)
-    have = set(instance.get_dynamic_partitions(item_set_partitions.name))
-    new = [v.name for v in current if v.name not in have]
-    if new:
-        instance.add_dynamic_partitions(item_set_partitions.name, new)
-        added += new
-    have = set(instance.get_dynamic_partitions(item_set_source_partitions.name))
-    sources = [sets.source_key(s, v.name) for v in current for s in sets.builtin_sources(v.has_explanations)]
-    new = [s for s in sources if s not in have]
-    if new:
-        instance.add_dynamic_partitions(item_set_source_partitions.name, new)
-        added += new
-    return added
-
-
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def item_set_partitions_sensor(context: dg.SensorEvaluationContext, results: ResultStoreResource):
     """Sets registered with `hlv items add` appear as `item_sets` partitions (and their `none`/`human`
@@ -110,57 +92,59 @@ def item_set_partitions_sensor(context: dg.SensorEvaluationContext, results: Res
 @dg.asset(
     group_name=GROUP, partitions_def=item_set_partitions, kinds={"pandas"}, io_manager_key="io_manager",
     code_version=versioned(ITEM_SET_VERSION),
-    check_specs=[distribution_check_spec("item_set", "GX distribution suite on the set's HJD (passes with no HJD)")],
-    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[distribution_check_spec("item_set", "GX distribution suite on the set's HJD (passes with no HJD), "
+                                         "run before anything is stored", partitions_def=item_set_partitions)],
+    automation_condition=new_partition_condition(),
 )
 def item_set(context: dg.AssetExecutionContext, settings: HLVSettings, results: ResultStoreResource):
     """The current version of a registered item set: one row per item with its label counts, annotator labels,
-    HJD and explanations where the set has them. Stores the HJD and the label distribution for comparisons."""
-    name = context.partition_key
-    version = _version(results, name)
+    HJD and explanations where the set has them. Stores the HJD and the label distribution for comparisons,
+    only once the HJD has passed the distribution suite."""
     from hlv_assets.store import item_sets
 
-    engine = results.engine()
-    items = item_sets.load_items(engine, name)
+    name = context.partition_key
+    version = _version(results, name)
+    items = item_sets.load_items(results.engine(), name)
     if len(items) != version.n_items:
         raise dg.Failure(f"item set {name!r} version {version.version}: {len(items)} items in the store, "
                          f"{version.n_items} registered")
-    store = results.store()
-    lin = lineage(context, version.content_sha256)
     hjd = sets.hjd_frame(items)
-    table = None
-    if hjd is not None:
-        store.replace_distribution(hjd, asset_key="item_set:hjd", partition_key=name, profile=settings.profile,
-                                   item_set=name, lineage=lin)
-        baselines = sets.set_baselines(items)
-        if "labels" in baselines:
-            store.replace_distribution(baselines["labels"], asset_key="item_set:labels", partition_key=name,
-                                       profile=settings.profile, item_set=name, lineage=lin)
-        if len(items) <= FULL_COMPARISON_MAX:
-            rows = baseline_rows(hjd, baselines, profile=settings.profile, item_set=name)
-            store.replace_rows("distribution_comparison", rows, asset_key="item_set", partition_key=name,
-                               profile=settings.profile, lineage=lin)
-            table = pd.DataFrame([{"id": r["row_id"], **r["data"]} for r in rows])
-        else:
-            context.log.info(f"{len(items)} items: no whole-set comparison rows (D.Corr needs an N×N matrix; "
-                             f"limit {FULL_COMPARISON_MAX}); item_set_comparison compares the judged items")
-    sources = sets.builtin_sources(version.has_explanations)
-    context.instance.add_dynamic_partitions(item_set_source_partitions.name,
-                                            [sets.source_key(s, name) for s in sources])
+    check = (dg.AssetCheckResult(check_name=DISTRIBUTION_CHECK, passed=True, metadata={"note": "the set has no HJD"})
+             if hjd is None else distribution_check_result(hjd, len(items)))
     metadata = frame_metadata(items, {"content_sha256": version.content_sha256})
     metadata.update({
         "version": version.version, "items": len(items), "has_counts": version.has_counts,
         "has_hjd": version.has_hjd, "has_explanations": version.has_explanations,
         "rules": dg.MetadataValue.json(_rules(version)), "source_file": str((version.info or {}).get("path")),
     })
-    if table is not None:
-        metadata["comparison"] = dg.MetadataValue.md(
-            table[["id", "source", "n", "kl", "jsd", "tvd", "dcor"]].to_markdown(index=False, floatfmt=".4f"))
-    yield dg.Output(items, metadata=metadata, data_version=dg.DataVersion(version.content_sha256))
+    if check.passed:
+        table = _store_set_distributions(context, results.store(), items, hjd, name, settings.profile,
+                                         lineage(context, version.content_sha256))
+        if table is not None:
+            metadata["comparison"] = table
+        sources = sets.builtin_sources(version.has_explanations)
+        context.instance.add_dynamic_partitions(item_set_source_partitions.name,
+                                                [sets.source_key(s, name) for s in sources])
+    output = dg.Output(items, metadata=metadata, data_version=dg.DataVersion(version.content_sha256))
+    yield from commit_if_passed(f"item_set[{name}]", output, [check])
+
+
+def _store_set_distributions(context, store, items: pd.DataFrame, hjd: pd.DataFrame | None, name: str,
+                             profile: str, lin: dict):
+    """A checked set's HJD and label distribution in the store, with its whole-set comparison rows (any size:
+    D.Corr runs in O(N) memory); returns the rows' metadata table, or None."""
     if hjd is None:
-        yield dg.AssetCheckResult(check_name=DISTRIBUTION_CHECK, passed=True, metadata={"note": "the set has no HJD"})
-    else:
-        yield distribution_check_result(hjd, len(items))
+        return None
+    store.replace_distribution(hjd, asset_key="item_set:hjd", partition_key=name, profile=profile, item_set=name,
+                               lineage=lin)
+    baselines = sets.set_baselines(items)
+    if "labels" in baselines:
+        store.replace_distribution(baselines["labels"], asset_key="item_set:labels", partition_key=name,
+                                   profile=profile, item_set=name, lineage=lin)
+    rows = baseline_rows(hjd, baselines, profile=profile, item_set=name)
+    store.replace_rows("distribution_comparison", rows, asset_key="item_set", partition_key=name, profile=profile,
+                       lineage=lin)
+    return stored_rows_table(rows, ["id", "source", "n", "kl", "jsd", "tvd", "dcor"])
 
 
 @dg.asset(
@@ -173,9 +157,12 @@ def item_set_generations(context: dg.AssetExecutionContext, config: GenerationCo
                          settings: HLVSettings, results: ResultStoreResource,
                          llms: LLMResource) -> dg.Output[pd.DataFrame]:
     """One generation call per (item, label) for a set's first items (the profile's `generation_items`), through
-    the call cache; registers the explanation sources `<generator>.<rule>@<set>` the set supports."""
+    the call cache; registers the explanation sources `<generator>.<rule>@<set>` the set supports.
+
+    Partition `<generator>/<set>` in the CLI, logs and metadata; the UI shows Dagster's key
+    `<generator>|<item_set>` (dimensions sorted by name), e.g. `smollm2-135m|myset`."""
     keys = context.partition_key.keys_by_dimension
-    slug, name = keys["llm"], keys["item_set"]
+    slug, name = keys["generator"], keys["item_set"]
     profile = settings.get()
     spec = llms.spec(slug)
     if "generate" not in spec.capabilities:
@@ -184,7 +171,7 @@ def item_set_generations(context: dg.AssetExecutionContext, config: GenerationCo
         raise dg.Failure(f"{slug} replays published text for the 341 items only: it cannot explain {name!r}")
     version = _version(results, name)
     items = generation_items(item_set, spec.backend, config.n_items or profile.generation_items)
-    llm = llms.cached(slug, settings.profile)
+    llm = llms.cached(slug, settings.profile, progress=context.log.info)
     frame = generation_rows(items, llm, spec, max_new_tokens=profile.max_new_tokens)
     share, bad = unparsed_share(frame)
     if share > config.max_unparsed_share:
@@ -245,18 +232,20 @@ def item_set_explanations(context: dg.AssetExecutionContext, settings: HLVSettin
 def _judgment_parts(context) -> tuple[str, str, str]:
     keys = context.partition_key.keys_by_dimension
     _, name = sets.split_source_key(keys["explanations"])
-    return keys["llm"], keys["explanations"], name
+    return keys["judge"], keys["explanations"], name
 
 
 @dg.asset(
     group_name=GROUP, partitions_def=item_set_judgment_partitions, kinds={"transformers"}, pool="gpu",
-    io_manager_key="io_manager", code_version=versioned(MJD_VERSION),
+    io_manager_key=DISTRIBUTION_IO, code_version=versioned(MJD_VERSION),
     ins={"item_set_explanations": dg.AssetIn(partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
         partition_dimension_name="explanations"))},
     check_specs=[
         dg.AssetCheckSpec(DISTRIBUTION_CHECK, asset="item_set_mjd", blocking=True,
+                          partitions_def=item_set_judgment_partitions,
                           description="GX distribution suite on every conversion's MJD"),
         dg.AssetCheckSpec(LETTER_MASS_CHECK, asset="item_set_mjd", blocking=True,
+                          partitions_def=item_set_judgment_partitions,
                           description="share of prompts with little probability on A/B/C stays under the limit"),
     ],
     automation_condition=judgment_condition(),
@@ -264,7 +253,10 @@ def _judgment_parts(context) -> tuple[str, str, str]:
 def item_set_mjd(context: dg.AssetExecutionContext, config: JudgeConfig, item_set_explanations: pd.DataFrame,
                  settings: HLVSettings, results: ResultStoreResource, llms: LLMResource):
     """MJDs of a set's first items (the profile's `mjd_items`) with one judge and one explanation source, as
-    `mjd` computes them for the 341 (SPEC §3); raw per-prompt scores stored."""
+    `mjd` computes them for the 341 (SPEC §3); raw per-prompt scores stored.
+
+    Partition `<judge>/<source>@<set>` in the CLI, logs and metadata; the UI shows Dagster's key
+    `<explanations>|<judge>` (dimensions sorted by name), e.g. `human@myset|smollm2-135m`."""
     judge_slug, _, name = _judgment_parts(context)
     yield from judge_partition(context, config, item_set_explanations, judge_slug=judge_slug, settings=settings,
                                results=results, llms=llms, asset_key="item_set_mjd", item_set=name,
@@ -273,14 +265,17 @@ def item_set_mjd(context: dg.AssetExecutionContext, config: JudgeConfig, item_se
 
 @dg.asset(
     group_name=GROUP, partitions_def=item_set_judgment_partitions, kinds={"sqlmodel"},
-    code_version=versioned("item-set-comparison-v1"), deps=["item_set_mjd"],
+    code_version=versioned("item-set-comparison-v1"), ins={"item_set_mjd": dg.AssetIn()},
     automation_condition=judgment_condition(),
 )
-def item_set_comparison(context: dg.AssetExecutionContext, settings: HLVSettings,
+def item_set_comparison(context: dg.AssetExecutionContext, item_set_mjd: pd.DataFrame, settings: HLVSettings,
                         results: ResultStoreResource) -> dg.MaterializeResult:
     """The MJD rows of `distribution_comparison` for a set (one per conversion) against the set's HJD, with
     the set's baselines (label distribution, uniform) on the same items. A set without an HJD has nothing to
-    compare: no rows, said so in the metadata."""
+    compare: no rows, said so in the metadata.
+
+    Partition `<judge>/<source>@<set>` in the CLI, logs and metadata; the UI shows Dagster's key
+    `<explanations>|<judge>` (dimensions sorted by name), e.g. `human@myset|smollm2-135m`."""
     from hlv_assets.store import item_sets
 
     judge_slug, key, name = _judgment_parts(context)
@@ -291,27 +286,13 @@ def item_set_comparison(context: dg.AssetExecutionContext, settings: HLVSettings
     hjd = store.distribution("item_set:hjd", name, settings.profile)
     if hjd.empty:
         raise dg.Failure(f"no stored HJD of {name!r} (profile {settings.profile}): materialize item_set[{name}] first")
-    rows, uids = [], None
-    for conversion in ("normalize", "softmax"):
-        dist = store.distribution(f"item_set_mjd:{conversion}", context.partition_key, settings.profile)
-        if dist.empty:
-            continue
-        uids = list(dist.uid)
-        rows.append(comparison_row(hjd, dist, source="mjd", profile=settings.profile, llm=judge_slug,
-                                   explanations=key, conversion=conversion, item_set=name))
-    if not rows:
-        raise dg.Failure(f"no stored MJD for {judge_slug}/{key}: materialize item_set_mjd first")
-    lin = lineage(context, items_sha256(uids))
-    store.replace_rows("distribution_comparison", rows, asset_key="item_set_comparison",
-                       partition_key=context.partition_key, profile=settings.profile, lineage=lin)
     items = item_sets.load_items(results.engine(), name)
-    subset = baseline_rows(hjd, sets.set_baselines(items, uids), profile=settings.profile, uids=uids, item_set=name)
-    store.replace_rows("distribution_comparison", subset, asset_key="item_set_comparison",
-                       partition_key=f"{name}:items={items_sha256(uids)[:16]}", profile=settings.profile, lineage=lin)
-    rows += subset
-    table = pd.DataFrame([{"id": r["row_id"], **r["data"]} for r in rows])
+    rows, uids = store_mjd_comparison(
+        context, store, hjd=hjd, mjd=item_set_mjd, profile=settings.profile, judge=judge_slug, explanations=key,
+        item_set=name, subset_baselines=lambda uids: sets.set_baselines(items, uids), subset_prefix=f"{name}:")
     return dg.MaterializeResult(metadata={
         "rows": len(rows), "n": len(uids), "item_set_version": version.version,
-        "table": dg.MetadataValue.md(table[["id", "source", "conversion", "n", "kl", "jsd", "tvd", "dcor"]]
-                                     .to_markdown(index=False, floatfmt=".4f")),
+        "partition": f"{judge_slug}/{key}",
+        "table": stored_rows_table(rows, ["id", "source", "llm", "explanations", "conversion", "n", "kl", "jsd",
+                                          "tvd", "dcor"]),
     })

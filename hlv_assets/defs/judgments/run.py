@@ -1,11 +1,12 @@
-"""One judgment partition, shared by `mjd` (the 341) and `item_set_mjd` (a user's set): judge, store the raw
-scores and the MJDs, report metadata, and yield the output and its two blocking checks."""
+"""One judgment partition, shared by `mjd` (the 341) and `item_set_mjd` (a user's set): judge, run the two
+blocking checks, and only if both pass store the raw scores and yield the MJDs (the IO manager stores them)."""
 
 import dagster as dg
 import pandas as pd
 
-from hlv_assets.defs.checks import distribution_check_result
+from hlv_assets.defs.checks import commit_if_passed, distribution_check_result
 from hlv_assets.defs.lineage import frame_metadata, frame_sha256, lineage
+from hlv_assets.defs.partitions import display_partition
 from hlv_assets.lib.distributions import items_sha256
 from hlv_assets.lib.mjd_run import JudgeOptions, judge, letter_mass_report, mjd_frames, raw_score_summary
 
@@ -34,29 +35,32 @@ def judge_partition(context: dg.AssetExecutionContext, config: JudgeConfig, expl
     orders = config.orders if config.orders is not None else profile.explanation_orders
     options = JudgeOptions(orders="all" if not orders else orders, explicit=config.explicit,
                            min_letter_mass=config.min_letter_mass, max_low_mass_share=config.max_low_mass_share)
-    llm = llms.cached(judge_slug, settings.profile)
+    llm = llms.cached(judge_slug, settings.profile, progress=context.log.info)
     _, records = judge(llm, items, options)
     frame, refused = mjd_frames(records, options.temperature)
-    store = results.store()
-    lin = lineage(context, frame_sha256(items))
-    store.replace_artifacts("judgment", [(f"{r.item}|{i}", r.as_dict()) for i, r in enumerate(records)],
-                            asset_key=asset_key, partition_key=context.partition_key, profile=settings.profile,
-                            lineage=lin)
-    for conversion, part in frame.groupby("conversion"):
-        store.replace_distribution(part, asset_key=f"{asset_key}:{conversion}", partition_key=context.partition_key,
-                                   profile=settings.profile, item_set=item_set, lineage=lin)
     mass = letter_mass_report(records, options)
+    expected = len(items) * frame.conversion.nunique() if len(frame) else len(items)
+    checks = [distribution_check_result(frame, expected),
+              dg.AssetCheckResult(check_name=LETTER_MASS_CHECK, passed=bool(mass["passed"]),
+                                  description=None if mass["passed"] else
+                                  f"{mass['low_mass_share']:.1%} of prompts put little mass on A/B/C "
+                                  f"(limit {options.max_low_mass_share:.0%})",
+                                  metadata={k: v for k, v in mass.items() if v is not None})]
+    if all(c.passed for c in checks):  # the raw scores are stored only with the MJDs they produced
+        results.store().replace_artifacts(
+            "judgment", [(f"{r.item}|{i}", r.as_dict()) for i, r in enumerate(records)], asset_key=asset_key,
+            partition_key=context.partition_key, profile=settings.profile,
+            lineage=lineage(context, frame_sha256(items)))
     counters = llm.counters.as_dict()
     metadata = frame_metadata(frame, {input_name: frame_sha256(items)})
     metadata.update({
+        "partition": display_partition(context.partition_key),
         "judge": dg.MetadataValue.json(llm.identity().as_dict()), "items": len(items), "prompts": len(records),
         "llm_calls": counters.get("misses", 0), "cache_hits": counters.get("hits", 0),
         "refused_conversions": dg.MetadataValue.json(refused), "letter_mass": dg.MetadataValue.json(mass),
         "raw_scores": dg.MetadataValue.json(raw_score_summary(records)),
-        "explanation_orders": str(options.orders), "items_sha256": items_sha256(items.uid),
+        "explanation_orders": str(options.orders), "items_sha256": items_sha256(items.uid), "item_set": item_set,
     })
-    yield dg.Output(frame, metadata=metadata, data_version=dg.DataVersion(frame_sha256(frame)))
-    expected = len(items) * frame.conversion.nunique() if len(frame) else len(items)
-    yield distribution_check_result(frame, expected)
-    yield dg.AssetCheckResult(check_name=LETTER_MASS_CHECK, passed=bool(mass["passed"]),
-                              metadata={k: v for k, v in mass.items() if v is not None})
+    # the IO manager stores the frame (one row set per conversion) only if every blocking check passed
+    output = dg.Output(frame, metadata=metadata, data_version=dg.DataVersion(frame_sha256(frame)))
+    yield from commit_if_passed(f"{asset_key}[{display_partition(context.partition_key)}]", output, checks)

@@ -42,13 +42,16 @@ def hlv_items(data: DataSourceResource, chaosnli_mnli: pd.DataFrame, varierr_nli
 
 
 def _split_asset(name: str, rel: str, split: str):
-    @dg.asset(name=name, **RAW, code_version=versioned("chaos-split-v1"))
+    # a factory's docstring would be the same for both splits: the description names the split and its file
+    description = (f"ChaosNLI-MNLI {split} split of the fine-tuning recipe (629 items, soft ChaosNLI HJD targets), "
+                   f"read from `{rel}` and joined to `chaosnli_mnli` for the uid; an input of every `finetune_*` asset.")
+
+    @dg.asset(name=name, **RAW, code_version=versioned("chaos-split-v1"), description=description)
     def _asset(data: DataSourceResource, chaosnli_mnli: pd.DataFrame) -> dg.Output[pd.DataFrame]:
         src = data.source()
         frame = raw.load_chaos_split(src.path(rel), chaosnli_mnli, split)
         return _output(frame, {rel: src.sha256(rel)})
 
-    _asset.__doc__ = f"ChaosNLI {split} split of the fine-tuning recipe (629 items, soft HJD targets)."
     return _asset
 
 

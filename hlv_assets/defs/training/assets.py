@@ -8,16 +8,16 @@ import dagster as dg
 import pandas as pd
 
 from hlv_assets.defs.automation import judgment_condition
-from hlv_assets.defs.lineage import lineage, versioned
+from hlv_assets.defs.lineage import finetune_table, lineage, versioned
 from hlv_assets.defs.partitions import baseline_partitions, judgment_partitions
 from hlv_assets.defs.resources import HLVSettings, ResultStoreResource
 from hlv_assets.defs.training.launch import TrainingLauncher
 from hlv_assets.lib.distributions import items_sha256
 from hlv_assets.lib.paths import output_dir
 from hlv_assets.lib.training_plan import (
-    ENCODERS,
     TRAINING_VERSION,
     EncoderSpec,
+    configured_encoders,
     recipe,
     seed_rows,
     write_inputs,
@@ -80,6 +80,7 @@ def _train(context, encoder: EncoderSpec, dist: pd.DataFrame, key: dict, inputs:
         "train_data_sha256": per_seed[0]["checkpoint"]["train_data_sha256"],
         "test_kl_published": ft["test_kl_published"], "test_weighted_f1": ft["test_weighted_f1"],
         "anli": dg.MetadataValue.json({k: v for k, v in ood.items() if k.startswith("r")}),
+        "table": finetune_table(ft, ood),
         "train_samples_per_s": m["throughput"].get("train_samples_per_s") or 0.0,
         "eval_samples_per_s": m["throughput"].get("eval_samples_per_s") or 0.0,
         "peak_rss_mb": float(m.get("memory", {}).get("peak_rss_mb") or 0.0),
@@ -94,39 +95,42 @@ def finetune_assets(encoder: EncoderSpec) -> list[dg.AssetsDefinition]:
     common = dict(group_name="training", kinds={"pytorch"}, pool="gpu", code_version=versioned(TRAINING_VERSION),
                   automation_condition=judgment_condition())
 
-    @dg.asset(name=f"finetune_{encoder.name}_baseline", partitions_def=baseline_partitions, ins=_eval_ins(),
-              deps=["baseline_distributions"], **common)
+    @dg.asset(name=f"finetune_{encoder.name}_baseline", partitions_def=baseline_partitions,
+              ins={**_eval_ins(), "baseline_distributions": dg.AssetIn()}, **common)
     def baseline_finetune(context: dg.AssetExecutionContext, settings: HLVSettings, results: ResultStoreResource,
-                          trainer: TrainingLauncher, hlv_items: pd.DataFrame, chaos_dev: pd.DataFrame,
-                          chaos_test: pd.DataFrame, anli_test: pd.DataFrame) -> dg.MaterializeResult:
+                          trainer: TrainingLauncher, baseline_distributions: pd.DataFrame, hlv_items: pd.DataFrame,
+                          chaos_dev: pd.DataFrame, chaos_test: pd.DataFrame,
+                          anli_test: pd.DataFrame) -> dg.MaterializeResult:
         """Fine-tune the encoder on one baseline distribution of the 341 items (soft targets)."""
         source = context.partition_key
-        dist = results.store().distribution("baseline_distributions", source, settings.profile)
-        if dist.empty:
-            raise dg.Failure(f"no stored baseline_distributions[{source}]: materialize it first")
+        dist = baseline_distributions
         key = {"source": source, "llm": None, "explanations": None, "conversion": None}
         inputs = dict(hlv_items=hlv_items, chaos_dev=chaos_dev, chaos_test=chaos_test, anli_test=anli_test)
         return _train(context, encoder, dist, key, inputs, settings, results, trainer, source,
                       "baseline_distributions")
 
-    @dg.asset(name=f"finetune_{encoder.name}", partitions_def=judgment_partitions, ins=_eval_ins(),
-              deps=["mjd"], **common)
+    @dg.asset(name=f"finetune_{encoder.name}", partitions_def=judgment_partitions,
+              ins={**_eval_ins(), "mjd": dg.AssetIn()}, **common)
     def mjd_finetune(context: dg.AssetExecutionContext, config: FinetuneConfigOverrides, settings: HLVSettings,
-                     results: ResultStoreResource, trainer: TrainingLauncher, hlv_items: pd.DataFrame,
-                     chaos_dev: pd.DataFrame, chaos_test: pd.DataFrame,
+                     results: ResultStoreResource, trainer: TrainingLauncher, mjd: pd.DataFrame,
+                     hlv_items: pd.DataFrame, chaos_dev: pd.DataFrame, chaos_test: pd.DataFrame,
                      anli_test: pd.DataFrame) -> dg.MaterializeResult:
-        """Fine-tune the encoder on the MJD of this partition (judge × explanation source) as soft targets."""
+        """Fine-tune the encoder on the MJD of this partition (judge × explanation source) as soft targets.
+
+        Partition `<judge>/<explanations>` in the CLI, logs and metadata; the UI shows Dagster's key
+        `<explanations>|<judge>` (dimensions sorted by name): `human|smollm2-135m` is judge smollm2-135m
+        reading the human explanations."""
         keys = context.partition_key.keys_by_dimension
-        store = results.store()
         order = ("normalize", "softmax") if config.conversion == "auto" else (config.conversion,)
         conversion, dist = None, pd.DataFrame()
-        for conversion in order:
-            dist = store.distribution(f"mjd:{conversion}", context.partition_key, settings.profile)
+        for conversion in order:  # normalize where it exists (as published), else softmax
+            dist = mjd[mjd.conversion == conversion].drop(columns="conversion").reset_index(drop=True)
             if not dist.empty:
                 break
         if dist.empty:
-            raise dg.Failure(f"no stored MJD for {context.partition_key} ({'/'.join(order)}): materialize mjd first")
-        key = {"source": "mjd", "llm": keys["llm"], "explanations": keys["explanations"], "conversion": conversion}
+            raise dg.Failure(f"the MJD of {keys['judge']}/{keys['explanations']} has no {'/'.join(order)} conversion "
+                             f"(it has {sorted(mjd.conversion.unique())})")
+        key = {"source": "mjd", "llm": keys["judge"], "explanations": keys["explanations"], "conversion": conversion}
         inputs = dict(hlv_items=hlv_items, chaos_dev=chaos_dev, chaos_test=chaos_test, anli_test=anli_test)
         return _train(context, encoder, dist, key, inputs, settings, results, trainer, context.partition_key,
                       f"mjd:{conversion}")
@@ -164,14 +168,18 @@ def reference_asset(encoder: EncoderSpec) -> dg.AssetsDefinition:
         for table in ("finetune_comparison", "anli_ood"):
             store.replace_rows(table, [r for t, r in rows if t == table], asset_key=context.asset_key.to_user_string(),
                                partition_key="", profile=profile.name, lineage=lin)
-        return dg.MaterializeResult(metadata={"rows": len(rows), "encoder": spec.model})
+        return dg.MaterializeResult(metadata={"rows": len(rows), "encoder": spec.model,
+                                              "table": finetune_table(*(row["data"] for _, row in rows))})
 
     return reference
 
 
 def _all_assets() -> list[dg.AssetsDefinition]:
+    """The fine-tune assets of the configured encoders only (MiniLM always; BERT / RoBERTa once HLV_BERT_MNLI /
+    HLV_ROBERTA_MNLI is set when the definitions load): the UI never offers, and automation never starts, a
+    fine-tune that must fail for lack of a checkpoint."""
     out = []
-    for encoder in ENCODERS:
+    for encoder in configured_encoders():
         out.extend(finetune_assets(encoder))
         out.append(reference_asset(encoder))
     return out

@@ -13,7 +13,7 @@ from hlv_assets.defs.gpu import GPULauncher
 
 
 class TrainingLauncher(dg.ConfigurableResource):
-    """Runs `python -m hlv_assets.train_entry` for each fine-tune.
+    """Runs `python -m hlv_assets.lib.train_entry` for each fine-tune.
 
     `mode`: `pipes` (default: through the `gpu` launcher, a Pipes subprocess locally or a GPU pod on a
     cluster), `subprocess` (a plain child process) or `inprocess` (debugging). The entry point needs only
@@ -36,10 +36,10 @@ class TrainingLauncher(dg.ConfigurableResource):
 
             return run_finetune(config, out_dir)
         if self.mode == "pipes":  # locally a Pipes subprocess, on a cluster a GPU pod (deploy/README.md)
-            self.gpu.run(context, self.gpu.python_command("hlv_assets.train_entry", "--config", str(cfg_path),
+            self.gpu.run(context, self.gpu.python_command("hlv_assets.lib.train_entry", "--config", str(cfg_path),
                                                           "--out", str(out_dir)))
             return json.loads((out_dir / "metrics.json").read_text())
-        cmd = [sys.executable, "-m", "hlv_assets.train_entry", "--config", str(cfg_path), "--out", str(out_dir)]
+        cmd = [sys.executable, "-m", "hlv_assets.lib.train_entry", "--config", str(cfg_path), "--out", str(out_dir)]
         context.log.info(f"training: {' '.join(cmd)}")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s, env=env)

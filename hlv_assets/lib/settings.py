@@ -1,0 +1,174 @@
+"""The platform's settings, read from the environment and validated in one place: profile, data verification,
+results database, output folder, LLM budget. The CLI, the store and the Dagster `settings` resource all read
+them through here; a wrong value is one line naming the variable and the values it accepts (SettingsError).
+
+| variable | accepted | default |
+|---|---|---|
+| HLV_PROFILE | tiny, demo, paper | demo |
+| HLV_VERIFY_DATA | strict, record (any case) | strict |
+| HLV_DB_URL | an SQLAlchemy URL: sqlite:///PATH, postgresql+psycopg2://USER@HOST:PORT/DB | SQLite at HLV_HOME/hlv.db |
+| HLV_HOME | a folder (created when needed) | data/ in the repository |
+| HLV_BUDGET_USD | a non-negative number of US dollars | no cap |
+
+An empty variable counts as unset.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from hlv_assets.lib.errors import SettingsError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROFILE_NAMES = ("tiny", "demo", "paper")
+VERIFY_MODES = ("strict", "record")
+DEFAULT_PROFILE, DEFAULT_VERIFY = "demo", "strict"
+DB_URL_FORMS = "sqlite:///PATH or postgresql+psycopg2://USER@HOST:PORT/DB"
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def _raw(environ: Mapping[str, str] | None, name: str) -> str | None:
+    value = (os.environ if environ is None else environ).get(name)
+    return value if value else None  # empty counts as unset
+
+
+def is_set(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    return _raw(environ, name) is not None
+
+
+def check_profile(value: str, var: str = "HLV_PROFILE") -> str:
+    if value not in PROFILE_NAMES:
+        raise SettingsError(f"{var}={value!r} is not a profile; accepted: {', '.join(PROFILE_NAMES)} "
+                            f"(default {DEFAULT_PROFILE})")
+    return value
+
+
+def check_verify(value: str, var: str = "HLV_VERIFY_DATA") -> str:
+    mode = value.lower()
+    if mode not in VERIFY_MODES:
+        raise SettingsError(f"{var}={value!r} is not a verification mode; accepted: strict (refuse a file whose "
+                            "sha256 differs from the pinned one) or record (use it and record its hash), any case")
+    return mode
+
+
+def check_db_url(value: str, var: str = "HLV_DB_URL") -> str:
+    """The URL as given, once SQLAlchemy can parse it and knows its database."""
+    try:
+        url = make_url(value)
+        url.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        shown = _PASSWORD.sub(r"\1***@", value)
+        raise SettingsError(f"{var}={shown!r} is not a database URL ({reason}); "
+                            f"accepted: {DB_URL_FORMS}") from None
+    return value
+
+
+def check_home(value: str, var: str = "HLV_HOME") -> Path:
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"{var}={value!r} is a file, not a folder; give a folder for the outputs")
+    return path
+
+
+def check_budget(value: str | float, var: str = "HLV_BUDGET_USD") -> float:
+    try:
+        budget = float(value)
+    except (TypeError, ValueError):
+        budget = math.nan
+    if not math.isfinite(budget) or budget < 0:
+        raise SettingsError(f"{var}={value!r} is not a budget; accepted: a non-negative number of US dollars "
+                            "(e.g. 5 or 0.50), or unset for no cap")
+    return budget
+
+
+def profile_name(environ: Mapping[str, str] | None = None) -> str:
+    raw = _raw(environ, "HLV_PROFILE")
+    return check_profile(raw) if raw else DEFAULT_PROFILE
+
+
+def verify_mode(environ: Mapping[str, str] | None = None) -> str:
+    raw = _raw(environ, "HLV_VERIFY_DATA")
+    return check_verify(raw) if raw else DEFAULT_VERIFY
+
+
+def home(environ: Mapping[str, str] | None = None) -> Path:
+    raw = _raw(environ, "HLV_HOME")
+    return check_home(raw) if raw else REPO_ROOT / "data"
+
+
+def db_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """HLV_DB_URL, or None for the SQLite file under HLV_HOME."""
+    raw = _raw(environ, "HLV_DB_URL")
+    return check_db_url(raw) if raw else None
+
+
+def budget_usd(environ: Mapping[str, str] | None = None) -> float | None:
+    raw = _raw(environ, "HLV_BUDGET_USD")
+    return check_budget(raw) if raw else None
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, for logs, tags and metadata."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings of one process or run, validated."""
+
+    profile: str = DEFAULT_PROFILE
+    verify_data: str = DEFAULT_VERIFY
+    db_url: str | None = None  # None: SQLite at <home>/hlv.db
+    home: Path = REPO_ROOT / "data"
+    budget_usd: float | None = None  # None: no cap
+
+    def __post_init__(self):
+        check_profile(self.profile, "profile")
+        if self.verify_data not in VERIFY_MODES:
+            raise SettingsError(f"verify_data={self.verify_data!r}; accepted: {', '.join(VERIFY_MODES)}")
+        if self.db_url is not None:
+            check_db_url(self.db_url, "db_url")
+        if self.budget_usd is not None:
+            check_budget(self.budget_usd, "budget_usd")
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'hlv.db'}"
+
+    def run_tags(self) -> dict[str, str]:
+        """Tags recording these settings on a Dagster run (the database without its password)."""
+        return {
+            "hlv/profile": self.profile,
+            "hlv/verify_data": self.verify_data,
+            "hlv/database": redact(self.database_url),
+            "hlv/home": str(self.home),
+            "hlv/budget_usd": "none" if self.budget_usd is None else f"{self.budget_usd:g}",
+        }
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "home": str(self.home), "db_url": self.db_url and redact(self.db_url)}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Every setting from the environment (default: `os.environ`), each validated; all wrong values in one
+    SettingsError line."""
+    readers = (("profile", profile_name), ("verify_data", verify_mode), ("db_url", db_url), ("home", home),
+               ("budget_usd", budget_usd))
+    values, errors = {}, []
+    for name, read in readers:
+        try:
+            values[name] = read(environ)
+        except SettingsError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise SettingsError("; ".join(errors))
+    return Settings(**values)
