@@ -7,41 +7,41 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hlv_assets.cli import audit, errors, items, llm, report
+import dagster as dg
+
+from hlv_assets.cli import audit, errors, items, llm, main_job, report
+from hlv_assets.cli.run import ensure_dagster_home, expand, load_definitions, run_main_job, run_steps
 from hlv_assets.lib import settings
+from hlv_assets.lib.paths import REPO_ROOT
+from hlv_assets.lib.profiles import current_profile_name
+from hlv_assets.lib.report import reports_dir
+from hlv_assets.store.db import get_engine
+from hlv_assets.store.export import export_asset
+from hlv_assets.store.results import ResultStore
+from hlv_assets.store.tables import TABLES, render, table_records
 
 
 def _store():
-    from hlv_assets.store.db import get_engine
-    from hlv_assets.store.results import ResultStore
-
     return ResultStore(get_engine())
 
 
 def cmd_run(args) -> int:
     """`hlv run [ASSET...]`: the selection (an ad-hoc run per step), or without one the profile's main job
     (`defs/jobs.py`: the plan the Jobs page's `main_<profile>` submits as a backfill)."""
-    from hlv_assets.cli.run import ensure_dagster_home
-
     ensure_dagster_home()
-    import dagster as dg
-
-    from hlv_assets.cli.main_job import dry_run, main_steps, sync_partitions
-    from hlv_assets.cli.run import expand, load_definitions, run_main_job, run_steps
-
     instance = dg.DagsterInstance.get()
     defs = load_definitions()
-    sync_partitions(instance, asset_graph=defs.resolve_asset_graph())
+    main_job.sync_partitions(instance, asset_graph=defs.resolve_asset_graph())
     if args.dry_run:
         steps = expand(defs, instance, args.selection, args.partition, args.all_partitions) if args.selection \
-            else main_steps(instance)
-        print(dry_run(steps, instance))
+            else main_job.main_steps(instance)
+        print(main_job.dry_run(steps, instance))
         return 0
     if args.selection:
         steps = expand(defs, instance, args.selection, args.partition, args.all_partitions)
-        report = run_steps(steps, instance=instance, defs=defs)
+        report = run_steps(steps, instance=instance, defs=defs, force=args.force)
     else:
-        report = run_main_job(instance, defs)
+        report = run_main_job(instance, defs, force=args.force)
     total = sum(s for _, _, s in report)
     print(f"{len(report)} steps in {total:.1f}s")
     if not args.selection:
@@ -50,10 +50,6 @@ def cmd_run(args) -> int:
 
 
 def _print_main_summary() -> None:
-    from hlv_assets.lib.profiles import current_profile_name
-    from hlv_assets.lib.report import reports_dir
-    from hlv_assets.store.tables import render, table_records
-
     print("\ndistribution-comparison:\n")
     print(render(table_records(_store(), "distribution-comparison", current_profile_name()), "md", short=True))
     for name in ("paper_report.md", "paper_report.html"):
@@ -62,8 +58,6 @@ def _print_main_summary() -> None:
 
 
 def cmd_tables(args) -> int:
-    from hlv_assets.store.tables import TABLES, render, table_records
-
     names = [args.name] if args.name else list(TABLES)
     store = _store()
     for name in names:
@@ -77,8 +71,6 @@ def cmd_tables(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from hlv_assets.store.export import export_asset
-
     path = export_asset(args.asset, args.partition, args.format, args.output, profile=args.profile)
     if path:
         print(f"wrote {path}", file=sys.stderr)
@@ -86,9 +78,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    from hlv_assets.cli.run import ensure_dagster_home
-    from hlv_assets.lib.paths import REPO_ROOT
-
     home = ensure_dagster_home()
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={home})")
     exe = Path(sys.executable).with_name("dagster")
@@ -125,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-partitions", action="store_true",
                    help="every partition of the selected assets that can run now (active LLMs in their role)")
     p.add_argument("--dry-run", action="store_true", help="show the LLM calls, tokens and cost; run nothing")
+    p.add_argument("--force", action="store_true", help="build even on an input whose latest blocking check "
+                   "failed (uses its last passing version; the run and its rows record it)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("tables", help="print stored result tables")

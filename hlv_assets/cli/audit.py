@@ -6,24 +6,24 @@ import json
 import os
 import sys
 
+import dagster as dg
+
+from hlv_assets.audit import AuditError, audit
+from hlv_assets.defs.partitions import display_partition
+from hlv_assets.lib.paths import output_dir
+from hlv_assets.store.db import default_url, get_engine
+
 
 def _instance():
     """The persistent Dagster instance `hlv run` and `hlv ui` use, if there is one (never created here)."""
-    from hlv_assets.lib.paths import output_dir
-
     home = os.environ.get("DAGSTER_HOME") or str(output_dir() / "dagster")
     if not os.path.isfile(os.path.join(home, "dagster.yaml")):
         return None
     os.environ["DAGSTER_HOME"] = home
-    import dagster as dg
-
     return dg.DagsterInstance.get()
 
 
 def cmd_audit(args) -> int:
-    from hlv_assets.audit import AuditError, audit
-    from hlv_assets.store.db import default_url, get_engine
-
     try:
         report = audit(
             args.id, engine=get_engine(default_url()), instance=_instance(), verify=not args.no_verify
@@ -69,8 +69,6 @@ def _short(value, n: int = 16) -> str:
 
 
 def _where(asset: str, partition: str | None) -> str:
-    from hlv_assets.defs.partitions import display_partition
-
     return f"{asset}[{display_partition(partition)}]" if partition else asset
 
 

@@ -6,22 +6,25 @@ import dataclasses
 
 import pandas as pd
 
+from hlv_assets.defs.llm_resource import LLMResource
+from hlv_assets.lib import raw
+from hlv_assets.lib.datasource import DataSource
+from hlv_assets.lib.explanation_sets import build_explanation_set, generation_items
+from hlv_assets.lib.judgments import prompt_grid
+from hlv_assets.lib.nli import LETTERS
 from hlv_assets.lib.profiles import get_profile
+from hlv_assets.lib.prompts import generation_prompt
+from hlv_assets.llm.base import LABEL_LOGITS
+from hlv_assets.store.export import asset_path
 
 
 def _items() -> pd.DataFrame:
-    from hlv_assets.lib import raw
-    from hlv_assets.lib.datasource import DataSource
-
     src = DataSource.from_env()
     chaos = raw.load_chaosnli(src.path(raw.CHAOSNLI_MNLI))
     return raw.load_hlv_items(src.path(raw.HLV_ITEMS), chaos, raw.load_varierr(src.path(raw.VARIERR)))
 
 
 def _explanation_set(source: str, items: pd.DataFrame) -> pd.DataFrame | None:
-    from hlv_assets.lib.explanation_sets import build_explanation_set
-    from hlv_assets.store.export import asset_path
-
     if source in ("none", "human"):
         return build_explanation_set(items, source)
     try:
@@ -31,13 +34,6 @@ def _explanation_set(source: str, items: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def plan_steps(steps, instance) -> str:
-    from hlv_assets.defs.llm_resource import LLMResource
-    from hlv_assets.lib.explanation_sets import generation_items
-    from hlv_assets.lib.judgments import prompt_grid
-    from hlv_assets.lib.nli import LETTERS
-    from hlv_assets.lib.prompts import generation_prompt
-    from hlv_assets.llm.base import LABEL_LOGITS
-
     profile = get_profile()
     llms = LLMResource()
     items = _items()

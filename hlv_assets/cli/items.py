@@ -6,31 +6,34 @@ from __future__ import annotations
 import argparse
 import sys
 
+import dagster as dg
+
+from hlv_assets.cli import main_job
+from hlv_assets.cli.run import Step, ensure_dagster_home, run_steps
+from hlv_assets.defs.partition_sync import sync_item_set_partitions
 from hlv_assets.defs.partitions import display_partition, item_set_generation_key, judgment_key
+from hlv_assets.lib import items_import as sets
+from hlv_assets.lib.items_import import ItemsValidationError, check_set_name, set_rules
+from hlv_assets.lib.profiles import current_profile_name
+from hlv_assets.store import item_sets
+from hlv_assets.store.db import get_engine
+from hlv_assets.store.results import ResultStore
+from hlv_assets.store.tables import render, table_records
 
 DEFAULT_MODEL = "smollm2-135m"
 EXIT_REFUSED, EXIT_INVALID = 1, 2
 
 
 def _engine():
-    from hlv_assets.store.db import get_engine
-
     return get_engine()
 
 
 def _instance():
-    from hlv_assets.cli.run import ensure_dagster_home
-
     ensure_dagster_home()
-    import dagster as dg
-
     return dg.DagsterInstance.get()
 
 
 def cmd_add(args) -> int:
-    from hlv_assets.lib.items_import import ItemsValidationError, check_set_name
-    from hlv_assets.store import item_sets
-
     try:
         check_set_name(args.name)
         if args.check:
@@ -58,8 +61,6 @@ def cmd_add(args) -> int:
     if v.version > 1:
         print(f"  version {v.version - 1} is kept as history (items under '{v.name}@{v.version - 1}')")
     if not args.no_partitions:
-        from hlv_assets.defs.partition_sync import sync_item_set_partitions
-
         sync_item_set_partitions(_instance(), _engine())
     print(f"next: hlv items run {v.name}   (with `hlv ui` running, automation materializes item_set[{v.name}] "
           "and its none/human chain by itself)")
@@ -67,8 +68,6 @@ def cmd_add(args) -> int:
 
 
 def _shape(summary) -> str:
-    from hlv_assets.lib.items_import import set_rules
-
     parts = [f"label counts: {'yes' if summary.has_counts else 'no'}", f"hjd: {'yes' if summary.has_hjd else 'no'}",
              f"explanations: {'yes' if summary.has_explanations else 'no'}"]
     rules = set_rules(has_counts=summary.has_counts, max_label_total=summary.max_label_total,
@@ -77,8 +76,6 @@ def _shape(summary) -> str:
 
 
 def cmd_list(args) -> int:
-    from hlv_assets.store import item_sets
-
     rows = item_sets.versions(_engine(), current_only=not args.all)
     if not rows:
         print("(no item sets: hlv items add NAME FILE)")
@@ -97,8 +94,6 @@ def chain_steps(version, generator: str = DEFAULT_MODEL, judge: str = DEFAULT_MO
     """(asset, partition key) in order for a set: the set, one generator's answers, the explanation sets
     (`none`, `human` when the set has explanations, the generator's `rules`: default MNLI-LG-first with label
     counts, else LF-first), one judge's MJDs and their comparison rows."""
-    from hlv_assets.lib import items_import as sets
-
     name = version.name
     supported = sets.set_rules(has_counts=version.has_counts,
                                max_label_total=int(version.info.get("max_label_total", 0)),
@@ -128,18 +123,12 @@ def cli_partition(key) -> str:
 
 def run_chain(steps, *, instance, defs=None, resources: dict | None = None, out=sys.stdout) -> bool:
     """Materialize the steps one by one (stopping at the first failure); True when all succeeded."""
-    from hlv_assets.cli.run import Step, run_steps
-
     planned = [Step(asset, cli_partition(key)) for asset, key in steps]
     report = run_steps(planned, instance=instance, defs=defs, resources=resources, raise_on_error=False, out=out)
     return len(report) == len(planned) and all(ok for _, ok, _ in report)
 
 
 def cmd_run(args) -> int:
-    from hlv_assets.cli.main_job import sync_partitions
-    from hlv_assets.defs.partition_sync import sync_item_set_partitions
-    from hlv_assets.store import item_sets
-
     engine = _engine()
     version = item_sets.current(engine, args.name)
     if version is None:
@@ -153,14 +142,10 @@ def cmd_run(args) -> int:
         print(str(exc), file=sys.stderr)
         return EXIT_INVALID
     instance = _instance()
-    sync_partitions(instance)
+    main_job.sync_partitions(instance)
     sync_item_set_partitions(instance, engine)
     if not run_chain(steps, instance=instance):
         return EXIT_REFUSED
-    from hlv_assets.lib.profiles import current_profile_name
-    from hlv_assets.store.results import ResultStore
-    from hlv_assets.store.tables import render, table_records
-
     records = [r for r in table_records(ResultStore(engine), "distribution-comparison",
                                         args.profile or current_profile_name())
                if r.get("item_set") == version.name]

@@ -14,11 +14,13 @@ import sys
 
 import yaml
 
+from hlv_assets.llm.registry import LLMSpec, SpecError, sync_registry
+from hlv_assets.store import registry
+from hlv_assets.store.db import default_url, get_engine
+
 
 def _engine():
     # resolve the URL here: `get_engine()` without one caches the store the process saw first
-    from hlv_assets.store.db import default_url, get_engine
-
     return get_engine(default_url())
 
 
@@ -37,9 +39,6 @@ def _pairs(values: list[str] | None, what: str) -> dict:
 
 
 def cmd_add(args) -> int:
-    from hlv_assets.llm.registry import LLMSpec, SpecError, sync_registry
-    from hlv_assets.store import registry
-
     try:
         spec = LLMSpec(
             slug=args.slug,
@@ -68,9 +67,6 @@ def cmd_add(args) -> int:
 
 
 def list_records(engine=None) -> list[dict]:
-    from hlv_assets.llm.registry import sync_registry
-    from hlv_assets.store import registry
-
     engine = engine or _engine()
     sync_registry(engine)
     return [
@@ -101,9 +97,6 @@ def cmd_list(args) -> int:
 
 
 def cmd_retire(args) -> int:
-    from hlv_assets.llm.registry import sync_registry
-    from hlv_assets.store import registry
-
     engine = _engine()
     sync_registry(engine)
     try:

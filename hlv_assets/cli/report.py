@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hlv_assets.lib.profiles import current_profile_name
+from hlv_assets.lib.report import ReportOptions
+from hlv_assets.store.db import get_engine
+from hlv_assets.store.report_view import write_report
+from hlv_assets.store.results import ResultStore
+
 
 def cmd_report(args) -> int:
-    from hlv_assets.lib.profiles import current_profile_name
-    from hlv_assets.lib.report import ReportOptions
-    from hlv_assets.store.db import get_engine
-    from hlv_assets.store.report_view import write_report
-    from hlv_assets.store.results import ResultStore
-
     judges = {}
     for item in args.judge:
         name, sep, slug = item.partition("=")

@@ -18,8 +18,10 @@ import dagster as dg
 from hlv_assets import definitions
 from hlv_assets.cli import main_job
 from hlv_assets.defs import partition_sync
+from hlv_assets.defs.check_gate import gate_tags
 from hlv_assets.defs.jobs import INVOCATION_TAG, JOB_TAG, PROFILE_TAG, STEP_TAG, Step, main_job_name
 from hlv_assets.defs.partitions import display_partition, parse_partition
+from hlv_assets.defs.settings import run_tags as settings_run_tags
 from hlv_assets.lib.errors import HLVError
 from hlv_assets.lib.paths import REPO_ROOT, output_dir
 from hlv_assets.lib.profiles import current_profile_name
@@ -141,24 +143,29 @@ def expand(defs, instance, assets: Sequence[str], partition: str | None = None,
 
 def run_tags(step: Step, invocation: str, job: str | None = None) -> dict[str, str]:
     """The tags of one step's run: step, profile, the invocation it belongs to, the job it is part of."""
-    tags = {STEP_TAG: step.label(), PROFILE_TAG: current_profile_name(), INVOCATION_TAG: invocation}
+    tags = {**settings_run_tags(), STEP_TAG: step.label(), PROFILE_TAG: current_profile_name(),
+            INVOCATION_TAG: invocation}
     if job:
         tags[JOB_TAG] = job
     return tags
 
 
-def launch_step(job: dg.JobDefinition, step: Step, *, graph, instance, tags: dict[str, str]):
+def launch_step(job: dg.JobDefinition, step: Step, *, graph, instance, tags: dict[str, str], force: bool = False):
     """Start one step: a run of the implicit asset job for one asset (and partition). The single place a step
-    is launched, so a gate (e.g. upstream blocking checks) goes here."""
+    is launched: it obeys the rule automation obeys, refusing (BlockedByFailedCheck, one line per failed
+    input) to build on an input partition whose latest blocking check failed, unless `force` (then tagged
+    `hlv/forced` and recorded on every row the run writes). Checked right before the step runs, so a rerun of
+    the failed input earlier in the same invocation clears it."""
     key = dg.AssetKey(step.asset)
     partition = parse_partition(step.partition, graph.get(key).partitions_def) if step.partition else None
+    tags = {**tags, **gate_tags(instance, graph, key, partition, force=force)}
     return job.execute_in_process(instance=instance, asset_selection=[key], partition_key=partition,
                                   raise_on_error=False, tags=tags, run_config=QUIET)
 
 
 def run_steps(steps: Iterable[Step], *, instance=None, defs=None, resources: dict | None = None,
               raise_on_error: bool = True, out=sys.stdout, invocation: str | None = None,
-              job_name: str | None = None) -> list[tuple[Step, bool, float]]:
+              job_name: str | None = None, force: bool = False) -> list[tuple[Step, bool, float]]:
     """Materialize each step in turn; prints one progress line per step. Returns (step, success, seconds).
     `resources` replaces the definitions' resources (tests)."""
     defs = defs or load_definitions()
@@ -174,7 +181,8 @@ def run_steps(steps: Iterable[Step], *, instance=None, defs=None, resources: dic
     for i, step in enumerate(steps, start=1):
         started = time.perf_counter()
         print(f"[{i}/{len(steps)}] {step.label()} ...", file=out, flush=True)
-        result = launch_step(job, step, graph=graph, instance=instance, tags=run_tags(step, invocation, job_name))
+        result = launch_step(job, step, graph=graph, instance=instance, tags=run_tags(step, invocation, job_name),
+                             force=force)
         seconds = time.perf_counter() - started
         ok = result.success
         print(f"[{i}/{len(steps)}] {step.label()} {'ok' if ok else 'FAILED'} in {seconds:.1f}s", file=out, flush=True)

@@ -9,6 +9,7 @@ from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from hlv_assets.defs.partitions import display_partition
+from hlv_assets.lib.errors import HLVError
 
 #: Run tag of a run launched past a failed blocking check (`hlv run --force`); its rows record `forced`.
 FORCED_TAG = "hlv/forced"
@@ -71,12 +72,16 @@ def blocking_check_refusals(instance: dg.DagsterInstance, asset_graph, asset_key
     return refusals
 
 
-class BlockedByFailedCheck(RuntimeError):
-    """`hlv run` refuses a step: an input's latest blocking check failed. `str()` is the refusal line(s)."""
+class BlockedByFailedCheck(HLVError):
+    """`hlv run` refuses a step: an input's latest blocking check failed. `str()` is the refusal line(s): the
+    first two, then how many more."""
+
+    exit_code = 1
 
     def __init__(self, refusals: list[str]):
         self.refusals = refusals
-        super().__init__("\n".join(refusals))
+        more = [f"  ... and {len(refusals) - 2} more failed input(s)"] if len(refusals) > 3 else []
+        super().__init__("\n".join((refusals[:2] if more else refusals) + more))
 
 
 def gate_tags(instance: dg.DagsterInstance, asset_graph, asset_key: dg.AssetKey | str,

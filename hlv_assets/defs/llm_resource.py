@@ -9,6 +9,12 @@ from pydantic import Field
 
 from hlv_assets.lib import settings
 from hlv_assets.lib.profiles import get_profile
+from hlv_assets.llm.cache import CachedLLM
+from hlv_assets.llm.registry import LLMSpec, build_backend
+from hlv_assets.llm.tiny import tiny_backend
+from hlv_assets.store import registry
+from hlv_assets.store.db import get_engine
+from hlv_assets.store.results import SqlCallStore
 
 _BACKENDS: dict[str, object] = {}
 
@@ -27,27 +33,18 @@ class LLMResource(dg.ConfigurableResource):
     db_url: str | None = None
 
     def _engine(self):
-        from hlv_assets.store.db import get_engine
-
         return get_engine(self.db_url or None)
 
     def spec(self, slug: str):
-        from hlv_assets.llm.registry import LLMSpec
-        from hlv_assets.store import registry
-
         return LLMSpec.from_dict(registry.get(self._engine(), slug))
 
     def backend(self, slug: str, profile: str):
         """The raw backend (cached per process); the `tiny` profile swaps local models for random tiny ones."""
-        from hlv_assets.llm.registry import build_backend
-
         spec = self.spec(slug)
         key = f"{profile}:{spec.to_dict()}"
         with _LOCK:
             if key not in _BACKENDS:
                 if get_profile(profile).random_models and spec.backend == "transformers":
-                    from hlv_assets.llm.tiny import tiny_backend
-
                     _BACKENDS[key] = tiny_backend()
                 else:
                     _BACKENDS[key] = build_backend(spec)
@@ -56,8 +53,5 @@ class LLMResource(dg.ConfigurableResource):
     def cached(self, slug: str, profile: str, progress=None):
         """The LLM behind the call cache; `progress` (e.g. `context.log.info`) gets a line every few seconds
         while uncached prompts are sent: done / total, prompts/s, ETA."""
-        from hlv_assets.llm.cache import CachedLLM
-        from hlv_assets.store.results import SqlCallStore
-
         return CachedLLM(self.backend(slug, profile), SqlCallStore(self._engine()), budget_usd=self.budget_usd,
                          progress=progress)

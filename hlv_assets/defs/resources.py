@@ -10,6 +10,8 @@ from pydantic import Field
 from hlv_assets.defs.settings import HLVSettings  # noqa: F401  (the settings resource lives in settings.py)
 from hlv_assets.lib.datasource import DataSource
 from hlv_assets.lib.settings import verify_mode
+from hlv_assets.store.db import get_engine
+from hlv_assets.store.results import ResultStore
 
 
 class DataSourceResource(dg.ConfigurableResource):
@@ -30,11 +32,7 @@ class ResultStoreResource(dg.ConfigurableResource):
     db_url: str | None = None
 
     def engine(self):
-        from hlv_assets.store.db import get_engine
-
         return get_engine(self.db_url or None)
 
     def store(self):
-        from hlv_assets.store.results import ResultStore
-
         return ResultStore(self.engine())

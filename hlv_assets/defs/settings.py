@@ -72,6 +72,16 @@ class HLVSettings(dg.ConfigurableResource):
             raise SettingsError(f"the settings resource says profile {self.profile!r} but HLV_PROFILE is "
                                 f"{loaded!r}, which set the code versions and asset paths: set HLV_PROFILE="
                                 f"{self.profile} for the code location, or leave the resource's profile unset")
+        self._tag_run(context)
+
+    def _tag_run(self, context: dg.InitResourceContext) -> None:
+        """Record the settings on the run, whoever launched it (UI, automation, `hlv run`): the tags it lacks."""
+        run, instance = context.dagster_run, context.instance
+        if run is None or instance is None:
+            return
+        missing = {k: v for k, v in self.run_tags().items() if k not in (run.tags or {})}
+        if missing:
+            instance.add_run_tags(run.run_id, missing)
 
     def resolved(self) -> env.Settings:
         """These settings as the Dagster-free dataclass."""

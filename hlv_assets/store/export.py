@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hlv_assets.lib.nli import WORDS
 from hlv_assets.lib.paths import output_dir
 from hlv_assets.lib.profiles import current_profile_name
 from hlv_assets.store.db import get_engine
@@ -76,8 +77,6 @@ def records(frame: pd.DataFrame) -> list[dict]:
 def chaosnli_predictions(asset: str, partition: str | None, profile: str | None = None, split: str = "test") -> dict:
     """A fine-tune's ChaosNLI predictions in the leaderboard's format: {model: {uid: {uid,
     predicted_probabilities [E, N, C], predicted_label}}}, for the official ChaosNLI scorer."""
-    from hlv_assets.lib.nli import WORDS
-
     encoder = asset.removeprefix("finetune_").removesuffix("_baseline")
     root = output_dir() / "checkpoints" / (profile or current_profile_name()) / encoder
     stems = [k.replace("|", "__").replace("/", "_") for k in partition_keys(asset, partition)]
@@ -109,7 +108,7 @@ def stored_frame(asset: str, partition: str | None, profile: str | None = None) 
 def refuse_non_finite(value, where: str, path: str = "") -> None:
     """A one-line refusal for the first NaN or infinity in a JSON-ready value (JSON has neither)."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise SystemExit(f"hlv export: {where}: field {path!r} is {value}, which JSON and CSV cannot hold; "
+        raise SystemExit(f"{where}: field {path!r} is {value}, which JSON and CSV cannot hold; "
                          "nothing was written (rerun the asset that produced it)")
     if isinstance(value, dict):
         for k, v in value.items():

@@ -16,6 +16,7 @@ import pytest
 import hlv_assets.defs.baselines.assets as baselines
 import hlv_assets.defs.judgments.run as judgments
 from hlv_assets.audit import audit
+from hlv_assets.cli.run import Step, run_steps
 from hlv_assets.defs.check_gate import FORCED_TAGS, BlockedByFailedCheck, blocking_check_refusals, gate_tags
 from hlv_assets.defs.partitions import judgment_key
 from hlv_assets.defs.resources import ResultStoreResource
@@ -185,6 +186,16 @@ def test_a_bad_mjd_keeps_the_previous_mjd_current_and_the_gate_refuses_its_compa
     assert str(blocked.value) == line
     assert gate_tags(instance, graph, "mjd_comparison", key, force=True) == FORCED_TAGS
     assert gate_tags(instance, graph, "mjd_comparison", judgment_key("smollm2-135m", "none"), force=True) == {}
+    # `hlv run` launches every step through that gate: refused in one line, nothing run; --force runs it
+    runs_before = len(instance.get_run_records())
+    with pytest.raises(BlockedByFailedCheck) as refused:
+        run_steps([Step("mjd_comparison", "smollm2-135m/human")], instance=instance, defs=defs, out=io.StringIO())
+    assert str(refused.value) == line and refused.value.exit_code == 1
+    assert len(instance.get_run_records()) == runs_before
+    [(_, ok, _)] = run_steps([Step("mjd_comparison", "smollm2-135m/human")], instance=instance, defs=defs,
+                             out=io.StringIO(), force=True)
+    forced_run = instance.get_run_records(limit=1)[0].dagster_run
+    assert ok and forced_run.tags["hlv/forced"] == "true"
     forced = _run(defs, "mjd_comparison", instance, default_resources(), key, tags=FORCED_TAGS)
     assert forced.success
     mine = [r for r in store.current_rows("distribution_comparison", "tiny") if r.run_id == forced.run_id]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import types
 
 import pytest
 import yaml
@@ -159,9 +158,8 @@ def test_build_transformers_resolves_the_embedded_model_lazily(monkeypatch, tmp_
         def __init__(self, model, revision=None, **kwargs):
             made.update(model=model, revision=revision, **kwargs)
 
-    fake_tb = types.ModuleType("hlv_assets.llm.transformers_backend")
-    fake_tb.TransformersBackend = FakeTransformersBackend
-    monkeypatch.setitem(sys.modules, "hlv_assets.llm.transformers_backend", fake_tb)
+    # the registry imports the backend class at module level: patch the name it calls
+    monkeypatch.setattr("hlv_assets.llm.registry.TransformersBackend", FakeTransformersBackend)
     import hlv_assets.llm.embedded as embedded
 
     monkeypatch.setattr(embedded, "ensure_smollm2", lambda: tmp_path / "smollm2-135m")

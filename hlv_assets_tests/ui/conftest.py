@@ -121,8 +121,8 @@ def ui_server(tmp_path_factory, data_dir, screenshots) -> Iterator[UIServer]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "HLV_"))}
     env.update({"DAGSTER_HOME": str(dagster_home), "HLV_HOME": str(hlv_home), "HLV_PROFILE": "tiny",
                 "HLV_DATA_DIR": str(data_dir), "PYTHONWARNINGS": "ignore",
-                # no automation runs racing the one this test launches (the registry sensor stays on)
-                "HLV_AUTOMATION_STATUS": "stopped"})
+                # automation on, as after `make ui`, ticking every 15 s so that two minutes see several ticks
+                "HLV_AUTOMATION_STATUS": "running", "HLV_AUTOMATION_SECONDS": "15"})
     dagster_home.mkdir(parents=True)
     # the local template, as `hlv ui` itself would write it; written first so the test's own Python API
     # calls and the server open the same instance without racing to create it

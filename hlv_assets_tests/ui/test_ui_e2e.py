@@ -1,5 +1,7 @@
 """The UI, tested as a person uses it: `hlv ui`, the asset graph, a partition materialized from the asset page,
-its run followed to success, and the partition's metadata read back; screenshots in test-output/ui/.
+its run followed to success, and the partition's metadata read back; then the Jobs page (the profile's main
+job), the Automation page (the registry schedule and its cron), and two minutes of automation ticks after that
+cheap click without a single failed run. Screenshots in test-output/ui/.
 
 `hlv_items` (and its raw inputs) are materialized first through the Python API against the same DAGSTER_HOME,
 while the server starts. `HLV_UPDATE_DOCS_IMAGES=1` also copies the asset-graph screenshot to
@@ -117,6 +119,7 @@ def test_ui_materializes_a_partition_and_shows_its_metadata(ui_server: UIServer,
         run = _wait_for_run(instance, run_prefix)
         assert run.status == dg.DagsterRunStatus.SUCCESS, f"run {run.run_id} {run.status}"
         assert run.tags.get("dagster/from_ui") == "true" and run.tags.get("dagster/partition") == PARTITION
+        assert run.tags.get("hlv/profile") == "tiny"  # the settings resource records them on every run
         page.get_by_text("Success").filter(visible=True).first.wait_for()
         page.get_by_text("RUN_SUCCESS").filter(visible=True).first.wait_for()
         page.mouse.move(0, 0)  # no hover tooltip over the event log
@@ -128,7 +131,7 @@ def test_ui_materializes_a_partition_and_shows_its_metadata(ui_server: UIServer,
                   wait_until="domcontentloaded")
         page.get_by_text("0.333333").filter(visible=True).first.wait_for()
         body = page.inner_text("body")
-        for expected in ("rows", "341", "sha256", "preview", f"{PARTITION}.parquet", run_prefix):
+        for expected in ("rows", "341", "sha256", "preview", "store_keys", run_prefix):
             assert expected in body, f"{expected!r} not on the partition page"
         page.screenshot(path=screenshots / "05-partition-metadata.png", full_page=True)
         lap("metadata page")
@@ -150,3 +153,56 @@ def test_ui_materializes_a_partition_and_shows_its_metadata(ui_server: UIServer,
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(screenshots / "01-asset-graph.png", target)
     print("\n" + ", ".join(f"{k}: {v:.1f}s" for k, v in timings.items()) + f"; total {sum(timings.values()):.1f}s")
+
+
+AUTOMATION_WATCH_S = 120
+
+
+def test_jobs_schedule_and_two_minutes_of_automation_without_a_failed_run(ui_server: UIServer, browser,
+                                                                          screenshots, monkeypatch):
+    """After the launch above, automation ticks (every 15 s) for two minutes: it may start runs, but never
+    one certain to fail (no unconfigured encoder, no judge that cannot judge), so no run fails."""
+    for key, value in ui_server.env.items():
+        if key.startswith(("DAGSTER_", "HLV_")):
+            monkeypatch.setenv(key, value)
+    monkeypatch.delenv("HLV_DB_URL", raising=False)
+    instance = dg.DagsterInstance.get()
+    wait_for_server(ui_server)
+    started = time.monotonic()
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(f"{ui_server.url}/locations/{_location_name()}/jobs", wait_until="domcontentloaded")
+        _dismiss_onboarding(page)
+        page.get_by_text("main_tiny", exact=True).filter(visible=True).first.wait_for()
+        page.screenshot(path=screenshots / "06-jobs.png")
+        page.goto(f"{ui_server.url}/automation", wait_until="domcontentloaded")
+        page.get_by_text("registry_refresh_schedule", exact=True).filter(visible=True).first.wait_for()
+        page.get_by_text("At 04:00 AM UTC").filter(visible=True).first.wait_for()  # cron 0 4 * * *
+        page.screenshot(path=screenshots / "07-automation.png")
+        time.sleep(max(0.0, AUTOMATION_WATCH_S - (time.monotonic() - started)))
+        page.goto(f"{ui_server.url}/runs", wait_until="domcontentloaded")
+        page.get_by_text(re.compile(r"^Loading")).first.wait_for(state="detached")
+        page.screenshot(path=screenshots / "08-runs-after-automation.png")
+    except Exception:
+        page.screenshot(path=screenshots / "failure-automation.png")
+        print(ui_server.log_tail())
+        raise
+    finally:
+        page.close()
+    ticks = instance.get_ticks(*_automation_origin(instance)) if _automation_origin(instance) else []
+    runs = instance.get_runs(limit=200)
+    failed = [f"{r.run_id[:8]} {r.tags.get('dagster/partition', '')} {sorted(r.asset_selection or [])}"
+              for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
+    assert not failed, f"runs failed after the click: {failed}\n{ui_server.log_tail()}"
+    assert len(ticks) >= 2, f"automation ticked {len(ticks)} times in {AUTOMATION_WATCH_S}s"
+
+
+def _automation_origin(instance: dg.DagsterInstance):
+    """(origin id, selector id) of the automation sensor's ticks in this instance, if it has ticked."""
+    from dagster._core.scheduler.instigation import InstigatorType
+
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        if state.name == "hlv_automation_sensor":
+            return state.instigator_origin_id, state.selector_id
+    return None

@@ -60,14 +60,13 @@ from hlv_assets.lib.explanation_sets import (
 from hlv_assets.lib.mjd_run import (
     MJD_VERSION,
 )
+from hlv_assets.store import item_sets
 
 GROUP = "item_sets"
 ITEM_SET_VERSION = "item-set-v1"
 
 
 def _version(results: ResultStoreResource, name: str):
-    from hlv_assets.store import item_sets
-
     version = item_sets.current(results.engine(), name)
     if version is None:
         raise dg.Failure(f"no item set {name!r} in the store: register it with `hlv items add {name} FILE`")
@@ -100,8 +99,6 @@ def item_set(context: dg.AssetExecutionContext, settings: HLVSettings, results: 
     """The current version of a registered item set: one row per item with its label counts, annotator labels,
     HJD and explanations where the set has them. Stores the HJD and the label distribution for comparisons,
     only once the HJD has passed the distribution suite."""
-    from hlv_assets.store import item_sets
-
     name = context.partition_key
     version = _version(results, name)
     items = item_sets.load_items(results.engine(), name)
@@ -207,8 +204,6 @@ def item_set_explanations(context: dg.AssetExecutionContext, settings: HLVSettin
     """The explanations a judge reads for one source of a set: `none`, `human` (the set's own) or
     `<generator>.<rule>` (SPEC §2 selection over that generator's stored answers; MNLI-LG's k_l = the set's
     label counts)."""
-    from hlv_assets.store import item_sets
-
     source, name = sets.split_source_key(context.partition_key)
     version = _version(results, name)
     generator, rule = split_source(source)
@@ -276,8 +271,6 @@ def item_set_comparison(context: dg.AssetExecutionContext, item_set_mjd: pd.Data
 
     Partition `<judge>/<source>@<set>` in the CLI, logs and metadata; the UI shows Dagster's key
     `<explanations>|<judge>` (dimensions sorted by name), e.g. `human@myset|smollm2-135m`."""
-    from hlv_assets.store import item_sets
-
     judge_slug, key, name = _judgment_parts(context)
     version = _version(results, name)
     store = results.store()

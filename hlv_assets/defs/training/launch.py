@@ -10,6 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from hlv_assets.defs.gpu import GPULauncher
+from hlv_assets.lib.finetune import run_finetune
 
 
 class TrainingLauncher(dg.ConfigurableResource):
@@ -32,8 +33,6 @@ class TrainingLauncher(dg.ConfigurableResource):
         cfg_path = out_dir / "config.json"
         cfg_path.write_text(json.dumps(config, indent=2))
         if self.mode == "inprocess":
-            from hlv_assets.lib.finetune import run_finetune
-
             return run_finetune(config, out_dir)
         if self.mode == "pipes":  # locally a Pipes subprocess, on a cluster a GPU pod (deploy/README.md)
             self.gpu.run(context, self.gpu.python_command("hlv_assets.lib.train_entry", "--config", str(cfg_path),
