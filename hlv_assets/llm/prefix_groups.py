@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from hlv_assets.llm.prefix_tree import common_prefix_len
+
 
 @dataclass
 class PrefixGroup:
@@ -13,17 +15,6 @@ class PrefixGroup:
 
     prefix_len: int
     members: list[int] = field(default_factory=list)
-
-
-def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:  # the largest m with a[:m] == b[:m]; slices compare in C
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def plan_prefix_groups(
@@ -39,7 +30,7 @@ def plan_prefix_groups(
     n = len(seqs)
     tuples = [tuple(s) for s in seqs]
     order = sorted(range(n), key=tuples.__getitem__)
-    adjacent = [_common_prefix_len(tuples[order[k]], tuples[order[k + 1]]) for k in range(n - 1)]
+    adjacent = [common_prefix_len(tuples[order[k]], tuples[order[k + 1]]) for k in range(n - 1)]
     best = [0] * (n + 1)
     start = list(range(-1, n))  # start[i] = where the group ending before i begins
     prefix_at = [0] * (n + 1)

@@ -121,23 +121,28 @@ def generation_complete(model: str, raw_text: str) -> bool | None:
     return None
 
 
-def read_items(data_dir: Path) -> list[dict]:
-    """The 341 items of `NLI_explanations.json` (JSON Lines), checked for the fields selection needs."""
-    path = items_path(data_dir)
-    rows = []
+def _json_lines(path: Path):
+    """(line number, parsed value) of each non-empty line of a JSON Lines file; bad JSON names file and line."""
     with open(path, encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                yield line_no, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataFormatError(path, line_no, "<json>", f"invalid JSON: {exc.msg}") from None
-            for field in ("premise", "hypothesis", "mnli labels", "varierr labels", "comments"):
-                if field not in row:
-                    raise DataFormatError(path, line_no, field, "missing")
-            _check_pairs(row["comments"], path, line_no, "comments")
-            rows.append(row)
+
+
+def read_items(data_dir: Path) -> list[dict]:
+    """The 341 items of `NLI_explanations.json` (JSON Lines), checked for the fields selection needs."""
+    path = items_path(data_dir)
+    rows = []
+    for line_no, row in _json_lines(path):
+        for field in ("premise", "hypothesis", "mnli labels", "varierr labels", "comments"):
+            if field not in row:
+                raise DataFormatError(path, line_no, field, "missing")
+        _check_pairs(row["comments"], path, line_no, "comments")
+        rows.append(row)
     return rows
 
 
@@ -205,31 +210,24 @@ def read_released_selection(data_dir: Path, model: str, set_name: str) -> list[d
     if not path.is_file():
         raise DataFormatError(path, 0, "<file>", "missing released selection file")
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(path, line_no, "<json>", f"invalid JSON: {exc.msg}") from None
-            if not isinstance(row, dict):
-                raise DataFormatError(path, line_no, "<json>", "expected a JSON object")
-            keys = [k for k in EXPLANATION_KEYS if k in row]
-            if len(keys) != 1:
-                raise DataFormatError(
-                    path, line_no, "|".join(EXPLANATION_KEYS), f"expected exactly one, found {keys}"
-                )
-            for field in ("premise", "hypothesis"):
-                if not isinstance(row.get(field), str):
-                    raise DataFormatError(path, line_no, field, "missing or not a string")
-            rows.append(
-                {
-                    "item_index": len(rows),
-                    "premise": row["premise"],
-                    "hypothesis": row["hypothesis"],
-                    "key": keys[0],
-                    "explanations": _check_pairs(row[keys[0]], path, line_no, keys[0]),
-                }
+    for line_no, row in _json_lines(path):
+        if not isinstance(row, dict):
+            raise DataFormatError(path, line_no, "<json>", "expected a JSON object")
+        keys = [k for k in EXPLANATION_KEYS if k in row]
+        if len(keys) != 1:
+            raise DataFormatError(
+                path, line_no, "|".join(EXPLANATION_KEYS), f"expected exactly one, found {keys}"
             )
+        for field in ("premise", "hypothesis"):
+            if not isinstance(row.get(field), str):
+                raise DataFormatError(path, line_no, field, "missing or not a string")
+        rows.append(
+            {
+                "item_index": len(rows),
+                "premise": row["premise"],
+                "hypothesis": row["hypothesis"],
+                "key": keys[0],
+                "explanations": _check_pairs(row[keys[0]], path, line_no, keys[0]),
+            }
+        )
     return rows
