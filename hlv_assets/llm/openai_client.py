@@ -129,7 +129,7 @@ class OpenAIClient:
                  backoff_max_s: float, retry_after_max_s: float, seed: int | None) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
-        self.api_key_env = api_key_env
+        self.api_key_env = api_key_env or None  # None or "": a keyless server, no Authorization header
         self.max_concurrency = max_concurrency
         self.timeout = httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s))
         self.max_retries = max_retries

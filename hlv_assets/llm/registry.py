@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -156,6 +157,10 @@ class LLMSpec:
             raise self._fail(
                 f"options {secret} look like secrets: keep keys in the environment and name the variable in api_key_env"
             )
+        base_url = str(self.options.get("base_url") or "")
+        if urlsplit(base_url).username or urlsplit(base_url).password:
+            raise self._fail("base_url carries credentials (user:password@host): remove them and name the "
+                             "environment variable that holds the key in api_key_env")
         unknown_options = set(self.options) - OPTIONS[self.backend]
         if unknown_options:
             raise self._fail(

@@ -207,8 +207,9 @@ def test_missing_key_names_the_variable_not_a_value(server, monkeypatch):
     assert server.attempts["q"] == 0  # nothing was sent
 
 
-def test_no_key_for_local_servers(server):
-    backend = make_backend(server, api_key_env=None)
+@pytest.mark.parametrize("keyless", [None, ""])  # "" is what `--option api_key_env=` registers
+def test_no_key_for_local_servers(server, keyless):
+    backend = make_backend(server, api_key_env=keyless)
     with pytest.raises(PartialBatchError, match="HTTP 401"):
         backend.generate(["q"])
     assert server.auth_headers[-1] == ""

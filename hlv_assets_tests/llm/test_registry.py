@@ -93,6 +93,7 @@ def test_round_trip_through_dict_and_json():
         ({"backend": "released", "options": {"released_as": "claude"}}, "published"),
         ({"backend": "released", "model": "GPT4o"}, "does not match"),
         ({"backend": "vllm", "model": "m", "active": "yes"}, "active"),
+        ({"backend": "openai", "model": "m", "options": {"base_url": "http://user:sk-x@host/v1"}}, "api_key_env"),
     ],
 )
 def test_invalid_specs_are_refused(bad, match):
