@@ -1,4 +1,4 @@
-"""CPU benchmark of first-token letter logits for MJDs (SPEC §3): three ways to the same numbers.
+"""CPU benchmark of first-token letter logits for MJDs (SPEC §3): four ways to the same numbers.
 
 On real MJD prompts (items of ``NLI_explanations.json`` with their 4 human explanations, ``--orders``
 explanation orders × the 6 option orders per item) and the same model object, compares
@@ -6,7 +6,8 @@ explanation orders × the 6 option orders per item) and the same model object, c
 1. ``reference``: the published procedure, greedy ``generate(max_new_tokens=256, output_scores=True)`` in
    batches of 20, keeping the step-0 scores (`TransformersBackend.reference_label_logits`);
 2. ``forward``: one forward pass per prompt, length-sorted batches (``prefix_reuse=False``);
-3. ``prefix``: one forward pass per prompt with prefix reuse (each item's shared prefix runs once).
+3. ``prefix``: one forward pass per prompt with prefix reuse (each item's shared prefix runs once);
+4. ``tree``: the prefix tree (``prefix_tree=True``): every distinct prefix of all prompts runs once, level by level.
 
 for SmolLM2-135M-Instruct (float32, the embedded model) and a tiny random Llama with the SmolLM2 tokenizer.
 Reports prompts/s, prompt tokens/s, the peak RSS growth while the method runs (sampled with psutil), the speed
@@ -103,8 +104,12 @@ def run_model(name: str, model, tokenizer, prompts: list[str], args) -> list[dic
     prefix = TransformersBackend.from_model(
         model, tokenizer, model_id=name, prefix_reuse=True, batch_size=args.batch_size
     )
+    tree = TransformersBackend.from_model(
+        model, tokenizer, model_id=name, prefix_tree=True, batch_size=args.tree_batch_size
+    )
     forward.label_logits(prompts[:2])  # warm-up: letter resolution, first-call allocations
     prefix.label_logits(prompts[:2])
+    tree.label_logits(prompts[:2])
     ref_prompts = prompts[: args.ref_prompts]
 
     rows, results = [], {}
@@ -117,10 +122,11 @@ def run_model(name: str, model, tokenizer, prompts: list[str], args) -> list[dic
         ),
         "forward": (forward, lambda: forward.label_logits(prompts)),
         "prefix": (prefix, lambda: prefix.label_logits(prompts)),
+        "tree": (tree, lambda: tree.label_logits(prompts)),
     }
     # The reference runs once (it is slow); the other two alternate `repeats` times and keep their best run,
     # which damps the noise of a shared machine.
-    schedule = ["reference"] + ["forward", "prefix"] * args.repeats
+    schedule = ["reference"] + ["forward", "prefix", "tree"] * args.repeats
     timings: dict[str, list[float]] = {}
     memory: dict[str, float] = {}
     stats: dict[str, dict] = {}
@@ -158,6 +164,8 @@ def run_model(name: str, model, tokenizer, prompts: list[str], args) -> list[dic
     for row in rows:
         row["speed_vs_reference"] = row["prompts_per_s"] / by["reference"]["prompts_per_s"]
         row["speed_vs_forward"] = row["prompts_per_s"] / by["forward"]["prompts_per_s"]
+        row["speed_vs_prefix"] = row["prompts_per_s"] / by["prefix"]["prompts_per_s"]
+        row["tokens_vs_prefix"] = row["tokens_run"] / by["prefix"]["tokens_run"]
         other = results[row["method"]]
         base = results["forward"][: len(other)]
         row["max_dp_vs_forward"], row["max_dlogit_vs_forward"] = max_gaps(other, base)
@@ -169,14 +177,15 @@ def run_model(name: str, model, tokenizer, prompts: list[str], args) -> list[dic
 def markdown(rows: list[dict]) -> str:
     head = (
         "| model | method | prompts | prompt tokens | tokens run | s | prompts/s | tokens/s | peak ΔRSS MB "
-        "| × reference | × forward | max abs Δp vs forward | max abs Δlogit vs forward |"
+        "| × reference | × forward | × prefix | tokens / prefix's | max abs Δp vs forward | max abs Δlogit vs forward |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['method']} | {r['prompts']} | {r['prompt_tokens']} | {r['tokens_run']} "
             f"| {r['seconds']:.2f} | {r['prompts_per_s']:.2f} | {r['tokens_per_s']:.0f} | {r['peak_rss_growth_mb']:.0f} "
-            f"| {r['speed_vs_reference']:.1f} | {r['speed_vs_forward']:.2f} | {r['max_dp_vs_forward']:.1e} "
+            f"| {r['speed_vs_reference']:.1f} | {r['speed_vs_forward']:.2f} | {r['speed_vs_prefix']:.2f} "
+            f"| {r['tokens_vs_prefix']:.2f} | {r['max_dp_vs_forward']:.1e} "
             f"| {r['max_dlogit_vs_forward']:.1e} |"
         )
     return "\n".join(lines)
@@ -195,7 +204,8 @@ def main() -> int:
     parser.add_argument("--ref-prompts", type=int, default=20, help="prompts the slow reference runs on")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="the reference's generation length")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of forward and prefix (best kept)")
+    parser.add_argument("--tree-batch-size", type=int, default=32, help="rows per forward call of the tree")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of forward, prefix, tree (best kept)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
     )

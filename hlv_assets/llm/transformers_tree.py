@@ -3,7 +3,7 @@ KV cache, level by level with the nodes of one level batched together (across ex
 
 On a CPU every forward call reads all the weights, so few large calls beat many small ones: a level's nodes
 (up to `batch_size` rows a call) run together whatever their parents, each row on its parent's cache left-
-padded to the longest parent of the batch. The next level is taken in slices of at most `frontier` nodes and
+padded to the widest parent batch. The next level is taken in slices of at most `frontier` nodes and
 finished depth first, which bounds the caches alive at once. A sequence that ends at a node gets the node's
 last-position logits: what one forward pass over the whole sequence gives (the padding is masked and the
 positions count real tokens only).
@@ -20,13 +20,25 @@ from hlv_assets.llm.prefix_tree import TreeNode, build_prefix_tree
 
 
 @dataclass
-class NodeState:
-    """A node's cache as one batch row: per-layer (keys, values) of shape 1 x H x T x D, its attention mask
-    (1 x T, zeros where padding sits) and its count of real tokens."""
+class BatchCache:
+    """The cache of one forward call: per-layer (keys, values) of shape B x H x T x D, the attention mask
+    (B x T, zeros where padding sits) and each row's count of real tokens."""
 
     kv: list[tuple[Any, Any]]
     mask: Any
-    length: int
+    lengths: list[int]
+
+
+@dataclass
+class NodeState:
+    """A node's cache: row `row` of a batch's cache."""
+
+    cache: BatchCache
+    row: int
+
+    @property
+    def length(self) -> int:
+        return self.cache.lengths[self.row]
 
 
 def _cache_layers(cache: Any) -> list[tuple[Any, Any]]:
@@ -39,34 +51,46 @@ def _cache_layers(cache: Any) -> list[tuple[Any, Any]]:
 
 
 def _stack(parents: Sequence[NodeState]) -> tuple[list[tuple[Any, Any]], Any]:
-    """The parents' caches as one batch, each left-padded (zeros, masked) to the longest."""
+    """The parents' caches as one batch (row i = parents[i]), each batch's rows picked with one index_select
+    per layer and left-padded (zeros, masked) to the widest."""
     import torch
+    import torch.nn.functional as F
 
-    width = max(p.mask.shape[1] for p in parents)
-    if all(p is parents[0] for p in parents):  # siblings: one cache, viewed once per row
+    first = parents[0]
+    if all(p.cache is first.cache and p.row == first.row for p in parents):  # siblings: views, no copy
         rows = len(parents)
-        kv = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in parents[0].kv]
-        return kv, parents[0].mask.expand(rows, -1)
-    mask = torch.zeros((len(parents), width), dtype=parents[0].mask.dtype, device=parents[0].mask.device)
-    for row, p in enumerate(parents):
-        mask[row, width - p.mask.shape[1]:] = p.mask[0]
-    kv = []
-    for layer in range(len(parents[0].kv)):
-        keys0, values0 = parents[0].kv[layer]
-        shape = (len(parents), keys0.shape[1], width, keys0.shape[3])
-        keys = keys0.new_zeros(shape)
-        values = values0.new_zeros((len(parents), values0.shape[1], width, values0.shape[3]))
-        for row, p in enumerate(parents):
-            k, v = p.kv[layer]
-            keys[row, :, width - k.shape[2]:] = k[0]
-            values[row, :, width - v.shape[2]:] = v[0]
-        kv.append((keys, values))
+        one = slice(first.row, first.row + 1)
+        kv = [(k[one].expand(rows, -1, -1, -1), v[one].expand(rows, -1, -1, -1)) for k, v in first.cache.kv]
+        return kv, first.cache.mask[first.row:first.row + 1].expand(rows, -1)
+    groups: dict[int, tuple[BatchCache, list[int], list[int]]] = {}
+    for position, p in enumerate(parents):
+        groups.setdefault(id(p.cache), (p.cache, [], []))
+        groups[id(p.cache)][1].append(position)
+        groups[id(p.cache)][2].append(p.row)
+    width = max(cache.mask.shape[1] for cache, _, _ in groups.values())
+    layers: list[list[tuple[Any, Any]]] = [[] for _ in first.cache.kv]
+    masks, order = [], []
+    for cache, positions, rows in groups.values():
+        index = torch.tensor(rows, dtype=torch.long, device=cache.mask.device)
+        pad = width - cache.mask.shape[1]
+        for layer, (k, v) in enumerate(cache.kv):
+            k, v = k.index_select(0, index), v.index_select(0, index)
+            layers[layer].append((F.pad(k, (0, 0, pad, 0)), F.pad(v, (0, 0, pad, 0))) if pad else (k, v))
+        mask = cache.mask.index_select(0, index)
+        masks.append(F.pad(mask, (pad, 0)) if pad else mask)
+        order += positions
+    kv = [(torch.cat([k for k, _ in parts]), torch.cat([v for _, v in parts])) for parts in layers]
+    mask = torch.cat(masks)
+    if order != sorted(order):
+        inverse = torch.tensor(sorted(range(len(order)), key=order.__getitem__), device=mask.device)
+        kv = [(k.index_select(0, inverse), v.index_select(0, inverse)) for k, v in kv]
+        mask = mask.index_select(0, inverse)
     return kv, mask
 
 
-def _forward(backend: Any, parents: Sequence[NodeState | None], spans: list[list[int]]) -> tuple[Any, list]:
-    """Run each span on its parent's cache (all None: from scratch); last-position logits and each row's new
-    cache state."""
+def _forward(backend: Any, parents: Sequence[NodeState | None], spans: list[list[int]]) -> tuple[Any, BatchCache]:
+    """Run each span on its parent's cache (all None: from scratch); last-position logits and the batch's new
+    cache."""
     import torch
     from transformers import DynamicCache
 
@@ -85,11 +109,7 @@ def _forward(backend: Any, parents: Sequence[NodeState | None], spans: list[list
     inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "use_cache": True}
     inputs[backend._cache_kwarg] = cache
     logits = backend._last_logits(**inputs)
-    layers = _cache_layers(cache)
-    lengths = (base + offsets).tolist()
-    states = [NodeState([(k[r:r + 1], v[r:r + 1]) for k, v in layers], mask[r:r + 1], int(lengths[r]))
-              for r in range(len(spans))]
-    return logits, states
+    return logits, BatchCache(_cache_layers(cache), mask, [int(n) for n in (base + offsets).tolist()])
 
 
 class TreeScorer:
@@ -112,9 +132,11 @@ class TreeScorer:
         import torch
 
         done: list[tuple[TreeNode, NodeState]] = []
+        work = sorted(work, key=lambda item: item[0].length)  # similar spans together: little padding
         for batch in chunks(work, self.backend.batch_size):
             spans = [list(self.seqs[node.rep][node.start:node.end]) for node, _ in batch]
-            logits, states = _forward(self.backend, [parent for _, parent in batch], spans)
+            logits, cache = _forward(self.backend, [parent for _, parent in batch], spans)
+            states = [NodeState(cache, row) for row in range(len(batch))]
             self.stats["forward_calls"] += 1
             self.stats["tokens_run"] += sum(len(s) for s in spans)
             ended = [(row, k) for row, (node, _) in enumerate(batch) for k in node.terminals]
