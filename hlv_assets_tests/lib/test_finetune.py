@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hlv_assets.lib import finetune as ft
 from hlv_assets.lib.evaluation import chaosnli_metrics, predict_logits, soft_ce_loss
 from hlv_assets.lib.finetune import training as ft_training
 from hlv_assets.lib.paths import REPO_ROOT
-
-torch = pytest.importorskip("torch")
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 DEV = "mjd_estimator/MJD-fine-tuning/data/chaos_dev_test/dev.json"
@@ -352,7 +351,7 @@ def test_pipes_reporter_sends_progress_summary_and_materialization(monkeypatch):
 
 @pytest.mark.filterwarnings("ignore:.*is currently in preview")
 def test_entry_point_under_dagster_pipes(tiny_data, tmp_path):
-    dg = pytest.importorskip("dagster")
+    import dagster as dg
     config = tiny_config(tiny_data, max_steps=2, eval_every=2, test_path=None, anli_paths={})
 
     @dg.asset
