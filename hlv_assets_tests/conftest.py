@@ -42,8 +42,8 @@ def tiny_graph(data_dir):
     (results store: SQLite under the session's HLV_HOME). Yields (instance, defs)."""
     import dagster as dg
 
-    from hlv_assets.cli.main_job import sync_partitions
     from hlv_assets.cli.run import load_definitions, run_main_job
+    from hlv_assets.defs.partition_sync import sync_partitions
 
     instance = dg.DagsterInstance.ephemeral()
     defs = load_definitions()

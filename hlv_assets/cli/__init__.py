@@ -9,8 +9,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from hlv_assets.cli import audit, errors, items, llm, main_job, report
+from hlv_assets.cli import audit, errors, items, llm, report
+from hlv_assets.cli.dry_run import plan_steps
 from hlv_assets.cli.run import ensure_dagster_home, expand, load_definitions, run_main_job, run_steps
+from hlv_assets.defs import jobs, partition_sync
 from hlv_assets.lib import settings
 from hlv_assets.lib.paths import REPO_ROOT
 from hlv_assets.lib.profiles import current_profile_name
@@ -31,11 +33,11 @@ def cmd_run(args) -> int:
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
     defs = load_definitions()
-    main_job.sync_partitions(instance, asset_graph=defs.resolve_asset_graph())
+    partition_sync.sync_partitions(instance, asset_graph=defs.resolve_asset_graph())
     if args.dry_run:
         steps = expand(defs, instance, args.selection, args.partition, args.all_partitions) if args.selection \
-            else main_job.main_steps(instance)
-        print(main_job.dry_run(steps, instance))
+            else jobs.main_plan()
+        print(plan_steps(steps, instance))
         return 0
     if args.selection:
         steps = expand(defs, instance, args.selection, args.partition, args.all_partitions)

@@ -8,8 +8,8 @@ import sys
 
 import dagster as dg
 
-from hlv_assets.cli import main_job
 from hlv_assets.cli.run import Step, ensure_dagster_home, run_steps
+from hlv_assets.defs import partition_sync
 from hlv_assets.defs.partition_sync import sync_item_set_partitions
 from hlv_assets.defs.partitions import display_partition, item_set_generation_key, judgment_key
 from hlv_assets.lib import items_import as sets
@@ -142,7 +142,7 @@ def cmd_run(args) -> int:
         print(str(exc), file=sys.stderr)
         return EXIT_INVALID
     instance = _instance()
-    main_job.sync_partitions(instance)
+    partition_sync.sync_partitions(instance)
     sync_item_set_partitions(instance, engine)
     if not run_chain(steps, instance=instance):
         return EXIT_REFUSED
@@ -175,7 +175,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-errors", type=int, default=50, help="errors listed (all are counted; default 50)")
     p.add_argument("--allow-extra-fields", action="store_true", help="ignore unknown fields instead of refusing")
     p.add_argument("--no-partitions", action="store_true", help="do not add the Dagster partitions now "
-                   "(the item_set_partitions_sensor adds them)")
+                   "(the llm_registry_sensor adds them within a minute)")
     p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("list", help="registered item sets")

@@ -16,11 +16,10 @@ from pathlib import Path
 import dagster as dg
 
 from hlv_assets import definitions
-from hlv_assets.cli import main_job
-from hlv_assets.defs import partition_sync
+from hlv_assets.defs import jobs, partition_sync
 from hlv_assets.defs.check_gate import gate_tags
 from hlv_assets.defs.jobs import INVOCATION_TAG, JOB_TAG, PROFILE_TAG, STEP_TAG, Step, main_job_name
-from hlv_assets.defs.partitions import display_partition, parse_partition
+from hlv_assets.defs.partitions import display_partition, explanation_partitions, parse_partition
 from hlv_assets.defs.settings import run_tags as settings_run_tags
 from hlv_assets.lib.errors import HLVError
 from hlv_assets.lib.paths import REPO_ROOT, output_dir
@@ -198,8 +197,9 @@ def run_steps(steps: Iterable[Step], *, instance=None, defs=None, resources: dic
 
 def run_main_job(instance, defs, profile_name: str | None = None, out=sys.stdout, **kwargs):
     """The profile's main job (`defs.jobs.main_plan`, the steps the Jobs page's `main_<profile>` submits)."""
-    steps = main_job.main_steps(instance, profile_name)
-    main_job.prepare_plan(instance, steps)
+    steps = jobs.main_plan(profile_name)
+    # the explanation sources the planned generators will add, added now so that every step's key exists
+    partition_sync.add_missing(instance, explanation_partitions.name, jobs.plan_sources(steps))
     invocation = kwargs.pop("invocation", None) or uuid.uuid4().hex[:12]
     job = main_job_name(profile_name)
     print(f"{job}: {len(steps)} steps, every run tagged hlv/invocation={invocation}", file=out, flush=True)

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hlv_assets.cli.main_job import EMBEDDED
 from hlv_assets.cli.run import Step, run_steps
 from hlv_assets.defs.analyses import common as A
 from hlv_assets.defs.analyses import variability as V_assets
+from hlv_assets.defs.jobs import EMBEDDED
 from hlv_assets.lib.metrics import compare
 from hlv_assets.lib.paths import output_dir
 from hlv_assets.lib.preference import POSTER_SHARES

@@ -13,14 +13,6 @@ from hlv_assets.store.db import get_engine
 N = 2_345  # above the old FULL_COMPARISON_MAX = 2000, not a multiple of the 512-row tiles
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("HLV_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HLV_PROFILE", "tiny")
-    monkeypatch.delenv("HLV_DB_URL", raising=False)
-    return tmp_path
-
-
 def _write_set(path, n: int) -> tuple[np.ndarray, np.ndarray]:
     """n items with 5 annotator labels and an HJD; returns (hjd, label distribution) in file order."""
     rng = np.random.default_rng(n)
@@ -38,9 +30,9 @@ def _write_set(path, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_a_set_above_2000_items_gets_its_comparison_rows(home, tmp_path, capsys):
-    from hlv_assets.cli.main_job import sync_partitions
     from hlv_assets.cli.run import load_definitions
-    from hlv_assets.defs.item_sets.assets import sync_item_set_partitions
+    from hlv_assets.defs.partition_sync import sync_item_set_partitions
+    from hlv_assets.defs.partition_sync import sync_partitions
     from hlv_assets.defs.resources_defs import default_resources
     from hlv_assets.store.results import ResultStore
 

@@ -18,16 +18,8 @@ SET = "chaosnli-snli"
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("HLV_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HLV_PROFILE", "tiny")
-    monkeypatch.delenv("HLV_DB_URL", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
 def instance(home):
-    from hlv_assets.cli.main_job import sync_partitions
+    from hlv_assets.defs.partition_sync import sync_partitions
 
     inst = dg.DagsterInstance.ephemeral()
     sync_partitions(inst)  # the LLM registry into the store and the `generators` / `judges` partitions
@@ -71,7 +63,7 @@ def test_definitions_hold_the_item_set_family():
         pdef = node.partitions_def
         dims = pdef.partitions_defs if isinstance(pdef, dg.MultiPartitionsDefinition) else [pdef]
         assert len(dims) <= 2
-    assert "item_set_partitions_sensor" in {s.name for s in defs.sensors}
+    assert "llm_registry_sensor" in {s.name for s in defs.sensors}
 
 
 def test_chaosnli_snli_through_hlv_items_add(home, instance, data_dir, capsys):
@@ -125,8 +117,8 @@ def test_chaosnli_snli_through_hlv_items_add(home, instance, data_dir, capsys):
 
 
 def test_a_set_of_ones_own_explanations_without_hjd(home, instance, tmp_path, capsys):
-    from hlv_assets.defs.item_sets.assets import item_set_partitions_sensor
-    from hlv_assets.defs.resources import ResultStoreResource
+    from hlv_assets.definitions import defs
+    from hlv_assets.defs.automation import REGISTRY_SENSOR
     from hlv_assets.store import item_sets
 
     path = tmp_path / "own.csv"
@@ -136,9 +128,13 @@ def test_a_set_of_ones_own_explanations_without_hjd(home, instance, tmp_path, ca
         f'{p},{h},"{json.dumps(ex).replace(chr(34), chr(34) * 2)}"\n' for p, h, ex in rows), encoding="utf-8")
     assert cli_items.main(["items", "add", "own", str(path), "--no-partitions"]) == 0
     capsys.readouterr()
-    # the sensor turns the registered set into partitions, without a code reload
-    item_set_partitions_sensor(dg.build_sensor_context(instance=instance,
-                                                       resources={"results": ResultStoreResource()}))
+    # the registry sensor turns the registered set into partitions, without a code reload
+    loaded = defs()
+    result = loaded.get_sensor_def(REGISTRY_SENSOR)(
+        dg.build_sensor_context(instance=instance, repository_def=loaded.get_repository_def()))
+    for request in result.dynamic_partitions_requests:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     assert "own" in instance.get_dynamic_partitions("item_sets")
     assert {"none@own", "human@own"} <= set(instance.get_dynamic_partitions("item_set_sources"))
     version = item_sets.current(get_engine(), "own")

@@ -48,9 +48,9 @@ class Stale:
 def graph(tmp_path_factory, data_dir):
     """A copy of the data pack's three item files, a persistent instance (for `hlv audit`), and the chain
     raw -> baselines -> explanation sets `none`/`human` -> MJDs -> the human MJD's comparison row."""
-    from hlv_assets.cli.main_job import sync_partitions
     from hlv_assets.cli.run import ensure_dagster_home
     from hlv_assets.defs.llm_resource import LLMResource
+    from hlv_assets.defs.partition_sync import sync_partitions
     from hlv_assets.defs.resources import ResultStoreResource
     from hlv_assets.defs.resources_defs import default_resources
     from hlv_assets.store.db import get_engine

@@ -68,19 +68,18 @@ def test_a_failing_blocking_check_stops_downstream_in_the_same_run(tiny_graph, m
 
 
 def test_every_run_of_the_main_job_carries_its_profile_and_invocation(tiny_graph):
-    from hlv_assets.cli.main_job import main_steps
+    from hlv_assets.defs.jobs import main_plan
 
     instance, _ = tiny_graph
     runs = [r for r in instance.get_runs() if r.tags.get("hlv/job") == "main_tiny"]
-    assert len(runs) == len(main_steps(instance, "tiny"))
+    assert len(runs) == len(main_plan("tiny"))
     assert {r.tags["hlv/profile"] for r in runs} == {"tiny"}
     assert len({r.tags["hlv/invocation"] for r in runs}) == 1  # one `hlv run`, one group
     assert {r.job_name for r in runs} == {"__ASSET_JOB"}  # the job an asset backfill launches too
 
 
 def test_the_jobs_page_main_job_submits_the_same_plan_as_one_backfill(tiny_graph):
-    from hlv_assets.cli.main_job import main_steps
-    from hlv_assets.defs.jobs import submit_main_backfill
+    from hlv_assets.defs.jobs import main_plan, submit_main_backfill
 
     instance, defs = tiny_graph
     assert {"main_tiny", "registry_refresh"} <= {j.name for j in defs.resolve_all_job_defs()}
@@ -88,7 +87,7 @@ def test_the_jobs_page_main_job_submits_the_same_plan_as_one_backfill(tiny_graph
     backfill = instance.get_backfill(backfill_id)
     assert backfill.tags == {"hlv/profile": "tiny", "hlv/invocation": "test", "hlv/job": "main_tiny"}
     subset = backfill.asset_backfill_data.target_subset
-    planned = {(s.asset, s.partition) for s in main_steps(instance, "tiny")}
+    planned = {(s.asset, s.partition) for s in main_plan("tiny")}
     assert subset.num_partitions_and_non_partitioned_assets == len(planned)
     targets = {k.to_user_string() for k in subset.asset_keys}
     assert targets == {a for a, _ in planned}

@@ -22,7 +22,7 @@ import psycopg2
 import pytest
 from dagster._core.events import DagsterEventType
 
-from hlv_assets.cli.main_job import sync_partitions
+from hlv_assets.defs.partition_sync import sync_partitions
 from hlv_assets.lib.distributions import baseline_distribution, distribution_frame
 from hlv_assets.lib.paths import REPO_ROOT
 from hlv_assets.store.db import get_engine

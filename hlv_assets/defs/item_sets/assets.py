@@ -16,7 +16,7 @@ every set and the set is part of the partition key (at most two dimensions):
 `<source>@<set>` into `<set>`), as `explanation_sets` does for the 341's generations.
 
 Automation: `item_set` is eager and also takes partitions that existed before the first evaluation
-(`new_partition_condition`; a new partition, added by `hlv items add` or `item_set_partitions_sensor`, is
+(`new_partition_condition`; a new partition, added by `hlv items add` or the `llm_registry_sensor`, is
 materialized once); explanations, MJDs and comparisons carry the registry-aware conditions of
 `defs/automation.py`. Generations are not automated: every generator × every set would be paid for, and the
 released generators cannot explain new items; run them with `hlv items run <set>` or from the UI.
@@ -38,7 +38,6 @@ from hlv_assets.defs.judgments.compare import store_mjd_comparison
 from hlv_assets.defs.judgments.run import LETTER_MASS_CHECK, JudgeConfig, judge_partition
 from hlv_assets.defs.lineage import frame_metadata, frame_sha256, lineage, stored_rows_table, versioned
 from hlv_assets.defs.llm_resource import LLMResource
-from hlv_assets.defs.partition_sync import sync_item_set_partitions
 from hlv_assets.defs.partitions import (
     item_set_generation_partitions,
     item_set_judgment_partitions,
@@ -78,14 +77,6 @@ def _rules(version) -> list[str]:
     return sets.set_rules(has_counts=version.has_counts, max_label_total=int(info.get("max_label_total", 0)),
                           has_explanations=version.has_explanations,
                           max_explanations=int(info.get("max_explanations", 0)))
-
-
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
-def item_set_partitions_sensor(context: dg.SensorEvaluationContext, results: ResultStoreResource):
-    """Sets registered with `hlv items add` appear as `item_sets` partitions (and their `none`/`human`
-    sources) without a reload of the code location."""
-    added = sync_item_set_partitions(context.instance, results.engine())
-    return dg.SkipReason(f"added {added}" if added else "no new item sets")
 
 
 @dg.asset(
