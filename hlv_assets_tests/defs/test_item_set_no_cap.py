@@ -31,8 +31,7 @@ def _write_set(path, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_a_set_above_2000_items_gets_its_comparison_rows(home, tmp_path, capsys):
     from hlv_assets.cli.run import load_definitions
-    from hlv_assets.defs.partition_sync import sync_item_set_partitions
-    from hlv_assets.defs.partition_sync import sync_partitions
+    from hlv_assets.defs.partition_sync import sync_item_set_partitions, sync_partitions
     from hlv_assets.defs.resources_defs import default_resources
     from hlv_assets.store.results import ResultStore
 
