@@ -1,13 +1,16 @@
 """CPU benchmark of the soft-label fine-tuning with the embedded all-MiniLM-L6-v2.
 
 One fine-tune on the 341 items (``NLI_explanations.json``, target = "chaos probs") for one epoch (or
-``--steps``) with dev evaluation every 20 steps, then evaluation of the best checkpoint on ChaosNLI dev,
+``--steps``) with dev evaluation every 20 steps, then evaluation of the final model on ChaosNLI dev,
 test and ANLI R1-R3, through `hlv_assets.lib.finetune.run_finetune`. Afterwards, in the same process, the
 final model predicts dev once with length-sorted batches and once unsorted (the baseline), to give the
-speed-up of sorting. Prints one JSON report and an extrapolation of the 2-epoch demo's wall time
-against a 4-minute budget.
+speed-up of sorting. Then our training loop against the Hugging Face `Trainer` on the same batches
+(`trainer_ratio.py`: same initial weights, batch order, loss, optimizer and schedule; ``--trainer-steps``,
+default 43 = half an epoch, each side). Prints one JSON report and an extrapolation of the 2-epoch demo's
+wall time against a 4-minute budget.
 
     .venv/bin/python benchmarks/bench_finetune.py [--steps N] [--data DIR] [--json OUT.json]
+    .venv/bin/python benchmarks/bench_finetune.py --quick   # only the Trainer ratio, 10 steps each side
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # trainer_ratio
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -39,6 +43,22 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def trainer_comparison(data: Path, steps: int, repeats: int) -> dict:
+    """Our loop vs the Hugging Face Trainer on MiniLM, the 341 items, the same batches (CPU)."""
+    from trainer_ratio import loop_vs_trainer
+
+    from hlv_assets.lib.finetune import FinetuneConfig, read_nli_explanations
+    from hlv_assets.lib.finetune.runs import build_model
+
+    items = read_nli_explanations(data / TRAIN)
+
+    def build():
+        model, tok, _ = build_model(FinetuneConfig(train_path="<in memory>", encoder="minilm", seed=42))
+        return model, tok
+
+    return loop_vs_trainer(build, items, steps=steps, repeats=repeats)
+
+
 def main() -> int:
     started = time.perf_counter()
     load_start = os.getloadavg()
@@ -51,7 +71,18 @@ def main() -> int:
     parser.add_argument("--budget-s", type=float, default=240.0, help="wall-time budget of the demo")
     parser.add_argument("--demo-epochs", type=int, default=2)
     parser.add_argument("--json", help="also write the report here")
+    parser.add_argument("--trainer-steps", type=int, default=43, help="steps per side of the Trainer ratio")
+    parser.add_argument("--trainer-repeats", type=int, default=1, help="alternating repeats (best of)")
+    parser.add_argument("--quick", action="store_true", help="only the Trainer ratio, 10 steps each side")
     args = parser.parse_args()
+    if args.quick:
+        ratio = trainer_comparison(Path(args.data), 10, 1)
+        text = json.dumps({"loop_vs_trainer": ratio, "wall_seconds_total": time.perf_counter() - started},
+                          indent=2)
+        print(text)
+        if args.json:
+            Path(args.json).write_text(text + "\n", encoding="utf-8")
+        return 0
 
     import torch
     from transformers.utils import logging as hf_logging
@@ -130,7 +161,8 @@ def main() -> int:
         },
         "run": {
             "steps": steps,
-            "best_step": metrics["best_step"],
+            "selection": metrics["selection"],
+            "selected_step": metrics["selected_step"],
             "n_train": n_train,
             "dev_evaluations": len(metrics["training_curve"]),
             "dev": {k: metrics["dev"][k] for k in ("macro_f1", "weighted_f1", "kl_published", "ce_loss")},
@@ -147,6 +179,7 @@ def main() -> int:
         "peak_rss_mb": metrics["memory"]["peak_rss_mb"],
         "cpu_seconds": _cpu_seconds(),
         "load_average_start_end": [load_start[0], os.getloadavg()[0]],
+        "loop_vs_trainer": trainer_comparison(data, args.trainer_steps, args.trainer_repeats),
         "wall_seconds_total": time.perf_counter() - started,
         "eval_sorted_vs_unsorted": {
             "sorted_samples_per_s": captured["sorted"],

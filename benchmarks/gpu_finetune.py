@@ -1,15 +1,18 @@
-"""GPU throughput of the soft-label fine-tuning: a BERT-base-shaped model on CUDA in bf16.
+"""GPU throughput of the soft-label fine-tuning: a BERT-base-shaped model on CUDA, fp32 (the default) and bf16.
 
 Self-contained: needs torch, transformers (with tokenizers) and numpy, no network and no data pack. It
 builds a synthetic word-level tokenizer (WordLevel, BERT-style pair template, 30,522 words) and synthetic
 NLI items (random words, Dirichlet soft targets), then runs the real entry point
 `hlv_assets.lib.finetune.run_finetune` with a randomly initialised BERT-base (12 × 768) for ``--steps``
-steps (default 200) at each batch size in ``--batch-sizes`` (default: the recipe's 4, and 32), dev
-evaluation every ``--eval-every`` steps, then test evaluation and the safetensors checkpoint write.
-Prints one JSON line per run and a final JSON summary (samples/s of training and evaluation, peak GPU
-memory). Meant to finish well under 3 minutes on one H200.
+steps (default 200) at each batch size in ``--batch-sizes`` (default: the recipe's 4, and 32) and each
+precision in ``--precisions`` (default fp32,bf16), dev evaluation every ``--eval-every`` steps, then test
+evaluation and the safetensors checkpoint write. Then, per precision, our loop against the Hugging Face
+`Trainer` on the same batches at batch size 4 (`trainer_ratio.py`, ``--trainer-steps`` each side, default
+100; ``--trainer-steps 0`` skips it). The loop reads the loss from the GPU only at log / evaluation points
+(no per-step host sync). Prints one JSON line per run and a final JSON summary (samples/s of training and
+evaluation, peak GPU memory, the ratios). Meant to finish well under 3 minutes on one H200.
 
-    python benchmarks/gpu_finetune.py                 # CUDA, bf16
+    python benchmarks/gpu_finetune.py                 # CUDA, fp32 and bf16
     python benchmarks/gpu_finetune.py --tiny          # CPU smoke test: tiny BERT, a few steps
 """
 
@@ -25,6 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # trainer_ratio
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -85,6 +89,25 @@ def synthetic_items(n: int, vocab_size: int, seed: int, premise_words=(12, 40), 
     return items
 
 
+def trainer_ratio(tok_dir: Path, vocab_size: int, tiny: bool, device: str, bf16: bool, steps: int) -> dict:
+    """Our loop vs the HF Trainer at batch size 4 on the same synthetic items and batches."""
+    import torch
+    from trainer_ratio import loop_vs_trainer
+
+    from hlv_assets.lib.finetune import FinetuneConfig
+    from hlv_assets.lib.finetune.runs import build_model
+
+    config = FinetuneConfig(train_path="<in memory>", encoder=str(tok_dir), tokenizer=str(tok_dir), seed=42,
+                            random_init=dict(TINY if tiny else BERT_BASE, vocab_size=vocab_size))
+
+    def build():
+        model, tok, _ = build_model(config)
+        return model, tok
+
+    items = synthetic_items(steps * 4, vocab_size, seed=7)
+    return loop_vs_trainer(build, items, steps=steps, device=torch.device(device), bf16=bf16)
+
+
 def main() -> int:
     started = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -97,7 +120,8 @@ def main() -> int:
     parser.add_argument("--n-dev", type=int, default=None, help="dev/test items (default 1024; tiny 16)")
     parser.add_argument("--eval-batch-size", type=int, default=128)
     parser.add_argument("--device", default=None, help="default cuda (tiny: cpu)")
-    parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument("--precisions", default=None, help="comma-separated fp32,bf16 (default both; tiny fp32)")
+    parser.add_argument("--trainer-steps", type=int, default=None, help="Trainer ratio steps (default 100; tiny 4)")
     parser.add_argument("--no-save", action="store_true", help="skip the checkpoint write")
     args = parser.parse_args()
 
@@ -116,6 +140,8 @@ def main() -> int:
     steps = args.steps or (6 if tiny else 200)
     batch_sizes = [int(b) for b in (args.batch_sizes or ("4" if tiny else "4,32")).split(",")]
     eval_every = args.eval_every or (3 if tiny else 100)
+    precisions = (args.precisions or ("fp32" if tiny else "fp32,bf16")).split(",")
+    trainer_steps = args.trainer_steps if args.trainer_steps is not None else (4 if tiny else 100)
     n_dev = args.n_dev or (16 if tiny else 1024)
     vocab_size = 30522
     runs = []
@@ -124,7 +150,7 @@ def main() -> int:
         tok_dir = synthetic_tokenizer(tmp / "tokenizer", vocab_size)
         dev_path = write_jsonl(synthetic_items(n_dev, vocab_size, seed=1), tmp / "dev.jsonl")
         test_path = write_jsonl(synthetic_items(n_dev, vocab_size, seed=2), tmp / "test.jsonl")
-        for bs in batch_sizes:
+        for bs, precision in [(b, p) for p in precisions for b in batch_sizes]:
             train_path = write_jsonl(
                 synthetic_items(steps * bs, vocab_size, seed=bs), tmp / f"train{bs}.jsonl"
             )
@@ -140,9 +166,9 @@ def main() -> int:
                 eval_every=eval_every,
                 eval_batch_size=args.eval_batch_size,
                 device=device,
-                bf16=not args.no_bf16,
+                bf16=precision == "bf16",
                 save_checkpoint=not args.no_save,
-                run_name=f"gpu_finetune_bs{bs}",
+                run_name=f"gpu_finetune_bs{bs}_{precision}",
             )
             t0 = time.perf_counter()
             metrics = run_finetune(config, tmp / f"out{bs}")
@@ -151,7 +177,7 @@ def main() -> int:
                 "batch_size": bs,
                 "steps": metrics["total_steps"],
                 "device": metrics["device"],
-                "bf16": metrics["bf16"],
+                "precision": metrics["precision"],
                 "train_samples_per_s": th["train_samples_per_s"],
                 "train_steps_per_s": metrics["total_steps"] / th["train_seconds"],
                 "eval_samples_per_s": th["eval_samples_per_s"],
@@ -164,12 +190,19 @@ def main() -> int:
             }
             runs.append(run)
             print(json.dumps(run), flush=True)
+        ratios = [trainer_ratio(tok_dir, vocab_size, tiny, device, precision == "bf16", trainer_steps)
+                  for precision in precisions] if trainer_steps else []
+        for ratio in ratios:
+            print(json.dumps({"loop_vs_trainer": ratio}), flush=True)
     summary = {
         "benchmark": "gpu_finetune",
         "model": "tiny-bert" if tiny else "bert-base (random init, 12x768)",
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
         "runs": runs,
+        "loop_vs_trainer": [{k: r[k] for k in ("bf16", "steps", "ratio_ours_over_trainer")} |
+                            {"ours_samples_per_s": r["ours"]["samples_per_s"],
+                             "trainer_samples_per_s": r["trainer"]["samples_per_s"]} for r in ratios],
         "wall_seconds": time.perf_counter() - started,
     }
     print(json.dumps(summary), flush=True)

@@ -171,6 +171,8 @@ def test_mjd_row_chain_from_the_store(store):
         "code_version": "mjd-x-v1+tiny",
         "score_kinds": ["logits"],
         "prompt_tokens": 600,
+        "missing_letters": ["refuse"],  # records from before the rule existed: refuse, the only behaviour then
+        "prompts_missing_letters": 0,
     }
     templates = {t["name"]: t for t in mjd["prompt"]["templates"]}
     assert set(templates) == {"EXPLANATION_TEMPLATE", "COMMENT_TEMPLATE"}  # the variant the records used
@@ -285,6 +287,7 @@ def test_cli_text_and_json(store, hlv):
     for line in (
         "written by mjd_comparison[smollm2-135m/llama3.lf-first]",
         "judge smollm2-135m: transformers embedded:smollm2-135m",
+        "missing letters: rule refuse, 0 prompts missed one",
         f"EXPLANATION_TEMPLATE sha256 {template_sha256(EXPLANATION_TEMPLATE)}",
         "explanations llama3.lf-first: LF (label-free)",
         "generator llama3: released Llama3",
@@ -297,3 +300,17 @@ def test_cli_text_and_json(store, hlv):
 
     code, out, err = hlv("audit", "nope-123")
     assert code == 1 and "no result row with id 'nope-123'" in err
+
+
+def test_mjd_audit_names_the_missing_letters_rule_of_an_api_judge(store):
+    from hlv_assets.lib.judgments import JudgmentRecord
+    from hlv_assets.store.results import ResultStore
+
+    records = [JudgmentRecord(f"u{i}", (0, 1, 2), (), "plain", [-0.01, -5.0, None if i else -20.0], "logprobs",
+                              missing_letters="floor", top_k_floor=-12.0) for i in range(3)]
+    ResultStore(store["engine"]).replace_artifacts(
+        "judgment", [(f"{r.item}|0", r.as_dict()) for r in records], asset_key="mjd", partition_key=PARTITION,
+        profile=PROFILE, lineage=_lineage("run-api", "mjd-x-v1+tiny"))
+    judgments = audit_mod.audit(store["row_id"], engine=store["engine"])["mjd"]["judgments"]
+    assert judgments["missing_letters"] == ["floor"] and judgments["prompts_missing_letters"] == 2
+    assert judgments["score_kinds"] == ["logprobs"]

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+import shlex
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from hlv_assets import cli
 from hlv_assets.cli import llm as cli_llm
+from hlv_assets_tests.llm.fake_openai_server import FakeOpenAIServer, answer_text
+
+README = Path(__file__).parents[1] / "README.md"
 
 
 @pytest.fixture
@@ -181,10 +189,12 @@ def _one_line(err: str) -> str:
 
 def test_run_an_unconfigured_encoder_says_what_to_set(hlv, monkeypatch):
     monkeypatch.delenv("HLV_BERT_MNLI", raising=False)
+    monkeypatch.delenv("HLV_MNLI_TRAIN", raising=False)
     code, out, err = hlv("run", "finetune_bert")
     assert code == 2 and out == ""
     assert _one_line(err) == ("hlv: finetune_bert is not configured: set HLV_BERT_MNLI to an MNLI-fine-tuned BERT "
-                              "checkpoint (path or HF id)")
+                              "checkpoint (path or HF id), or HLV_MNLI_TRAIN and HLV_MNLI_DEV to MNLI files to train "
+                              "one (mnli_bert)")
     code, _, err = hlv("run", "finetune_roberta_baseline", "--partition", "chaosnli")
     assert code == 2 and "set HLV_ROBERTA_MNLI to an MNLI-fine-tuned RoBERTa checkpoint" in _one_line(err)
 
@@ -230,3 +240,88 @@ def test_run_takes_both_forms_of_a_judgment_key(hlv, data_dir):
         assert code == 0, err
         assert [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| mjd[")] == [
             "mjd[smollm2-135m/human]"]
+
+
+def readme_keyless_add() -> list[str]:
+    """The README's `hlv llm add` of a keyless OpenAI-compatible server, as argv (without `hlv`)."""
+    commands = [line.strip() for line in README.read_text(encoding="utf-8").replace("\\\n", " ").splitlines()
+                if line.startswith("hlv llm add") and "--option api_key_env= " in line]
+    assert len(commands) == 1, commands
+    argv = shlex.split(commands[0])
+    assert argv[:3] == ["hlv", "llm", "add"] and "api_key_env=" in argv
+    return argv[1:]
+
+
+def _softmax_t20(*logprobs: float) -> list[float]:
+    weights = [math.exp(x / 20.0) for x in logprobs]
+    return [w / sum(weights) for w in weights]
+
+
+def _top_by_label(prompt: str) -> list[tuple[str, float]]:
+    """A server whose model says entailment: the letter showing Entailment -0.01, Neutral -5; Contradiction
+    is -20 in item a's answers and missing from item b's (whose top-k list ends at -12)."""
+    options = re.findall(r"\n([ABC])\. (Entailment|Neutral|Contradiction)", prompt)
+    shown = {word: letter for letter, word in options}
+    top = [(shown["Entailment"], -0.01), (shown["Neutral"], -5.0)]
+    if "Premise of b" in prompt:
+        return top + [("The", -12.0)]
+    return top + [(shown["Contradiction"], -20.0), ("The", -25.0)]
+
+
+@pytest.mark.timeout(120)
+def test_the_readme_keyless_registration_judges_and_generates_against_a_local_server(hlv, monkeypatch):
+    from hlv_assets.defs.llm_resource import LLMResource
+    from hlv_assets.lib.mjd_run import JudgeOptions, judge, missing_letter_refusal, mjd_frames
+    from hlv_assets.store.db import default_url
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-be-sent")  # set, and still never sent
+    items = pd.DataFrame({"uid": ["a", "b"], "premise": ["Premise of a.", "Premise of b."],
+                          "hypothesis": ["Hypothesis a.", "Hypothesis b."],
+                          "explanations": [[["It follows.", "e"]], [["It may follow.", "n"]]]})
+    with FakeOpenAIServer(api_key=None, top_for=_top_by_label) as server:  # 401 to any Authorization header
+        argv = readme_keyless_add()
+        urls = [i for i, a in enumerate(argv) if re.fullmatch(r"base_url=http://[^/@]+/v1", a)]
+        assert len(urls) == 1  # the one thing changed: the README's host, here the local server
+        argv[urls[0]] = f"base_url={server.url}"
+        code, out, err = hlv(*argv)
+        assert code == 0 and out.startswith(f"added {argv[2]}"), err
+        slug = argv[2]
+
+        def judged(options: JudgeOptions):
+            llm = LLMResource(db_url=default_url(), budget_usd=None).cached(slug, "tiny")
+            return llm, judge(llm, items, options)[1]
+
+        llm, records = judged(JudgeOptions(orders=1))  # the registered default rule: refuse
+        assert llm.generate(["hello"])[0].text == answer_text("hello")
+        assert len(records) == 12 and {r.missing_letters for r in records} == {"refuse"}
+        assert missing_letter_refusal(records).startswith("item 'b' (option order [0, 1, 2]): no score for letter C")
+        frame, refused = mjd_frames(records)
+        assert frame.empty and "item 'b'" in refused["softmax"] and "letter(s) C" in refused["softmax"]
+
+        # the same registration with the floor rule: the MJD is recomputed from the cached answers
+        sent = len(server.bodies)
+        assert hlv(*argv, "--option", "missing_letters=floor")[0] == 0
+        llm, records = judged(JudgeOptions(orders=1, missing_letters="floor"))
+        assert len(server.bodies) == sent  # no request: the rule is not part of the call
+        mjd = mjd_frames(records)[0].set_index("uid")[["p_e", "p_n", "p_c"]]
+        assert list(mjd.loc["a"]) == pytest.approx(_softmax_t20(-0.01, -5.0, -20.0), abs=1e-12)
+        assert list(mjd.loc["b"]) == pytest.approx(_softmax_t20(-0.01, -5.0, -12.0), abs=1e-12)
+        assert [round(p, 3) for p in mjd.loc["b"]] == [0.430, 0.335, 0.236]  # the issue's numbers
+    assert len(server.bodies) == 13 and server.auth_headers == [None] * 13  # 12 judgments + 1 generation
+
+
+def test_a_base_url_with_credentials_is_refused_in_one_line_and_not_stored(hlv, tmp_path):
+    code, out, err = hlv("llm", "add", "leaky", "--backend", "openai", "--model", "m",
+                         "--option", "base_url=http://user:sk-leaked-9f8e@vllm:8000/v1")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "api_key_env" in err and "sk-leaked-9f8e" not in err
+    assert "leaky" not in _listed(hlv)
+    assert not any(b"sk-leaked-9f8e" in f.read_bytes() for f in tmp_path.rglob("*") if f.is_file())
+
+
+def test_a_bad_missing_letters_rule_is_refused_in_one_line(hlv):
+    code, _, err = hlv("llm", "add", "api", "--backend", "openai", "--model", "m", "--option", "api_key_env=",
+                       "--option", "missing_letters=zero")
+    assert code == 2 and err.strip() == ("hlv llm add: LLM 'api': option missing_letters='zero': expected one of "
+                                         "refuse, renormalize, floor")
+    assert "api" not in _listed(hlv)

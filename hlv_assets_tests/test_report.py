@@ -215,3 +215,18 @@ def test_cli_report_writes_both_files(store, tmp_path, monkeypatch, capsys):
 def test_options_choose_the_set_variant(store, tmp_path):
     md = write_report(store, PROFILE, tmp_path / "report.md", ReportOptions(set_variant="longest")).markdown
     assert "not run: mjd[llama3-70b/llama3.lf-longest]" in md
+
+
+def test_report_says_which_missing_letters_rule_each_api_judge_used(store, tmp_path):
+    md = write_report(store, PROFILE, tmp_path / "before.md").markdown
+    assert "missing_letters" not in md  # no API judge registered: nothing to say
+    registry.upsert(store.engine, LLMSpec(slug="local-api", backend="openai", model="qwen2.5-7b",
+                                          options={"api_key_env": "", "missing_letters": "floor"}).to_dict())
+    registry.upsert(store.engine, LLMSpec(slug="other-api", backend="openai", model="m").to_dict())
+    store.replace_rows("distribution_comparison",
+                       [_dc("mjd", 3, "local-api", "none", "softmax", kl=0.3, missing_letters="floor")],
+                       asset_key="mjd_comparison", partition_key="none|local-api", profile=PROFILE, lineage=LIN)
+    md = write_report(store, PROFILE, tmp_path / "after.md").markdown
+    line = next(p for p in md.splitlines() if "top-k log-probabilities (`missing_letters`" in p)
+    assert "`local-api` floor (registered; its MJD rows: floor)" in line
+    assert "`other-api` refuse (registered; its MJD rows: none yet)" in line

@@ -18,6 +18,7 @@ from hlv_assets.audit.sources import (
     selection_rule,
 )
 from hlv_assets.defs.partitions import display_partition
+from hlv_assets.lib.missing_letters import DEFAULT_MISSING_LETTERS
 from hlv_assets.store.results import ResultStore
 
 
@@ -42,6 +43,9 @@ def _mjd_section(
         "code_version": records[0].code_version if records else None,
         "score_kinds": sorted({r.data.get("kind") for r in records if r.data.get("kind")}),
         "prompt_tokens": sum(int(r.data.get("prompt_tokens") or 0) for r in records),
+        # the rule each record was converted with (records from before the rule existed: refuse, the only one)
+        "missing_letters": sorted({r.data.get("missing_letters", DEFAULT_MISSING_LETTERS) for r in records}),
+        "prompts_missing_letters": sum(any(s is None for s in r.data.get("scores") or ()) for r in records),
     }
     section["prompt"] = _templates(r.data.get("variant") for r in records if r.data.get("variant"))
     mjd_node = next((n for n in chain if n["asset"] == "mjd" and n["partition"] == partition), None)
@@ -64,6 +68,8 @@ def _mjd_section(
                 "cache_hits",
                 "letter_mass",
                 "refused_conversions",
+                "missing_letters",
+                "prompts_missing_letters",
                 "items_sha256",
             )
             if k in meta

@@ -41,9 +41,10 @@ def cmd_run(args) -> int:
         return 0
     if args.selection:
         steps = expand(defs, instance, args.selection, args.partition, args.all_partitions)
-        report = run_steps(steps, instance=instance, defs=defs, force=args.force)
+        report = run_steps(steps, instance=instance, defs=defs, force=args.force, judge_items=args.items,
+                           debug=args.debug)
     else:
-        report = run_main_job(instance, defs, force=args.force)
+        report = run_main_job(instance, defs, force=args.force, judge_items=args.items, debug=args.debug)
     total = sum(s for _, _, s in report)
     print(f"{len(report)} steps in {total:.1f}s")
     if not args.selection:
@@ -103,6 +104,16 @@ def _output_file(value: str) -> str:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hlv", description=__doc__)
     parser.add_argument("--debug", action="store_true",
@@ -118,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show the LLM calls, tokens and cost; run nothing")
     p.add_argument("--force", action="store_true", help="build even on an input whose latest blocking check "
                    "failed (uses its last passing version; the run and its rows record it)")
+    p.add_argument("--items", type=_positive_int, metavar="N", help="judges judge only the first N items (a "
+                   "trial: time a judge before the whole grid; the stored MJD then has N items)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("tables", help="print stored result tables")
@@ -153,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     try:
         args = build_parser().parse_args(argv)
+        args.debug = debug
         settings.load_settings()  # every setting validated before any work: a wrong one is one line
         return args.func(args) or 0
     except SystemExit as exc:

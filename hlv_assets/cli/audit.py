@@ -189,8 +189,9 @@ def _render_mjd(m: dict, add) -> None:
         add(f"  call cache: {j['call_cache']['records']} label_logits records for this model id")
     js = m["judgments"]
     add(
-        f"  judgment records: {js['records']} (scores: {', '.join(js['score_kinds']) or '-'}), "
-        f"run {(js['run_id'] or '-')[:8]}, code {js['code_version']}"
+        f"  judgment records: {js['records']} (scores: {', '.join(js['score_kinds']) or '-'}; "
+        f"missing letters: rule {', '.join(js['missing_letters']) or '-'}, {js['prompts_missing_letters']} "
+        f"prompts missed one), run {(js['run_id'] or '-')[:8]}, code {js['code_version']}"
     )
     if m.get("run"):
         add("  run: " + "  ".join(f"{k}={_fmt(v)}" for k, v in m["run"].items()))

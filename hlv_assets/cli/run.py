@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from hlv_assets import definitions
+from hlv_assets.cli.stale_runs import PID_TAG, process_tag, reap_dead_runs
 from hlv_assets.defs import jobs, partition_sync
 from hlv_assets.defs.check_gate import gate_tags
 from hlv_assets.defs.jobs import INVOCATION_TAG, JOB_TAG, PROFILE_TAG, STEP_TAG, Step, main_job_name
@@ -24,7 +25,7 @@ from hlv_assets.defs.settings import run_tags as settings_run_tags
 from hlv_assets.lib.errors import HLVError
 from hlv_assets.lib.paths import REPO_ROOT, output_dir
 from hlv_assets.lib.profiles import current_profile_name
-from hlv_assets.lib.training_plan import unconfigured_message
+from hlv_assets.lib.training_plan import check_start_heads, unconfigured_message
 from hlv_assets.llm.registry import registry_state
 
 __all__ = ["Step", "ensure_dagster_home", "expand", "launch_step", "load_definitions", "run_steps"]
@@ -47,8 +48,12 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-#: Dagster's console logger at WARNING: `hlv run` prints one progress line per step instead.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: the assets whose config takes `n_items` (`hlv run --items N`)
+JUDGE_ASSETS = ("mjd", "item_set_mjd")
+#: the run log on the console: silent (a failed step prints its message; progress goes to stderr), and with
+#: `--debug` warnings and errors with their stack traces
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+VERBOSE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def load_definitions():
@@ -112,6 +117,7 @@ def expand(defs, instance, assets: Sequence[str], partition: str | None = None,
     """Steps for the selected assets in dependency order. A partitioned asset needs `partition`, except
     static ones (every partition) or with `all_partitions` (every key that can run now)."""
     graph = defs.resolve_asset_graph()
+    check_start_heads(assets, current_profile_name())  # a user checkpoint whose head cannot be mapped: one line
     for name in assets:
         if not graph.has(dg.AssetKey(name)):
             message = unconfigured_message(name)
@@ -143,13 +149,14 @@ def expand(defs, instance, assets: Sequence[str], partition: str | None = None,
 def run_tags(step: Step, invocation: str, job: str | None = None) -> dict[str, str]:
     """The tags of one step's run: step, profile, the invocation it belongs to, the job it is part of."""
     tags = {**settings_run_tags(), STEP_TAG: step.label(), PROFILE_TAG: current_profile_name(),
-            INVOCATION_TAG: invocation}
+            INVOCATION_TAG: invocation, PID_TAG: process_tag()}
     if job:
         tags[JOB_TAG] = job
     return tags
 
 
-def launch_step(job: dg.JobDefinition, step: Step, *, graph, instance, tags: dict[str, str], force: bool = False):
+def launch_step(job: dg.JobDefinition, step: Step, *, graph, instance, tags: dict[str, str], force: bool = False,
+                judge_items: int | None = None, debug: bool = False):
     """Start one step: a run of the implicit asset job for one asset (and partition). The single place a step
     is launched: it obeys the rule automation obeys, refusing (BlockedByFailedCheck, one line per failed
     input) to build on an input partition whose latest blocking check failed, unless `force` (then tagged
@@ -158,15 +165,20 @@ def launch_step(job: dg.JobDefinition, step: Step, *, graph, instance, tags: dic
     key = dg.AssetKey(step.asset)
     partition = parse_partition(step.partition, graph.get(key).partitions_def) if step.partition else None
     tags = {**tags, **gate_tags(instance, graph, key, partition, force=force)}
+    run_config = dict(QUIET if not debug else VERBOSE)
+    if judge_items and step.asset in JUDGE_ASSETS:  # a trial: the first N items (JudgeConfig.n_items)
+        run_config["ops"] = {step.asset: {"config": {"n_items": judge_items}}}
     return job.execute_in_process(instance=instance, asset_selection=[key], partition_key=partition,
-                                  raise_on_error=False, tags=tags, run_config=QUIET)
+                                  raise_on_error=False, tags=tags, run_config=run_config)
 
 
 def run_steps(steps: Iterable[Step], *, instance=None, defs=None, resources: dict | None = None,
               raise_on_error: bool = True, out=sys.stdout, invocation: str | None = None,
-              job_name: str | None = None, force: bool = False) -> list[tuple[Step, bool, float]]:
+              job_name: str | None = None, force: bool = False,
+              judge_items: int | None = None, debug: bool = False) -> list[tuple[Step, bool, float]]:
     """Materialize each step in turn; prints one progress line per step. Returns (step, success, seconds).
-    `resources` replaces the definitions' resources (tests)."""
+    A failed step prints its error's message (its traceback too when `debug`). `resources` replaces the
+    definitions' resources (tests)."""
     defs = defs or load_definitions()
     if resources is not None:
         defs = dg.Definitions(assets=list(defs.assets or []), asset_checks=list(defs.asset_checks or []),
@@ -175,13 +187,15 @@ def run_steps(steps: Iterable[Step], *, instance=None, defs=None, resources: dic
     job = defs.resolve_implicit_global_asset_job_def()
     graph = defs.resolve_asset_graph()
     invocation = invocation or uuid.uuid4().hex[:12]
+    for run_id in reap_dead_runs(instance):
+        print(f"run {run_id} of a killed hlv process marked failed; its pool slots are free again", file=out)
     steps = list(steps)
     report = []
     for i, step in enumerate(steps, start=1):
         started = time.perf_counter()
         print(f"[{i}/{len(steps)}] {step.label()} ...", file=out, flush=True)
         result = launch_step(job, step, graph=graph, instance=instance, tags=run_tags(step, invocation, job_name),
-                             force=force)
+                             force=force, judge_items=judge_items, debug=debug)
         seconds = time.perf_counter() - started
         ok = result.success
         print(f"[{i}/{len(steps)}] {step.label()} {'ok' if ok else 'FAILED'} in {seconds:.1f}s", file=out, flush=True)
@@ -189,10 +203,19 @@ def run_steps(steps: Iterable[Step], *, instance=None, defs=None, resources: dic
         if not ok:
             for event in result.all_events:
                 if event.is_step_failure and event.step_failure_data.error:
-                    print(event.step_failure_data.error.to_string(), file=out)
+                    error = event.step_failure_data.error
+                    print(error.to_string() if debug else failure_line(error), file=out)
             if raise_on_error:
                 raise SystemExit(f"{step.label()} failed (run {result.run_id})")
     return report
+
+
+def failure_line(error) -> str:
+    """The message of a step failure's innermost cause (Dagster wraps the asset's own error), one line."""
+    while error.cause is not None:
+        error = error.cause
+    message = (error.message or "").strip().splitlines()
+    return message[-1] if message else error.cls_name or "the step failed"
 
 
 def run_main_job(instance, defs, profile_name: str | None = None, out=sys.stdout, **kwargs):

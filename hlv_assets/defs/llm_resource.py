@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import dagster as dg
@@ -47,11 +48,20 @@ class LLMResource(dg.ConfigurableResource):
                 if get_profile(profile).random_models and spec.backend == "transformers":
                     _BACKENDS[key] = tiny_backend()
                 else:
-                    _BACKENDS[key] = build_backend(spec)
+                    _BACKENDS[key] = build_backend(_with_profile(spec, get_profile(profile)))
             return _BACKENDS[key]
 
     def cached(self, slug: str, profile: str, progress=None):
         """The LLM behind the call cache; `progress` (e.g. `context.log.info`) gets a line every few seconds
         while uncached prompts are sent: done / total, prompts/s, ETA."""
-        return CachedLLM(self.backend(slug, profile), SqlCallStore(self._engine()), budget_usd=self.budget_usd,
-                         progress=progress)
+        backend = self.backend(slug, profile)
+        return CachedLLM(backend, SqlCallStore(self._engine()), budget_usd=self.budget_usd, progress=progress,
+                         chunk_size=getattr(backend, "chunk_prompts", 64))
+
+
+def _with_profile(spec, profile):
+    """The spec with the profile's defaults for what its registration leaves unset (a transformers judge's
+    `prefix_tree`)."""
+    if spec.backend == "transformers" and profile.prefix_tree and "prefix_tree" not in spec.options:
+        return dataclasses.replace(spec, options={**spec.options, "prefix_tree": True})
+    return spec

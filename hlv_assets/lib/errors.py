@@ -16,3 +16,11 @@ class HLVError(Exception):
 
 class SettingsError(HLVError, ValueError):
     """An environment variable holds a value the platform does not accept."""
+
+
+class LabelMappingError(HLVError, ValueError):
+    """A checkpoint's classification head whose outputs cannot be mapped to [E, N, C] without the user's order."""
+
+
+class NLIFileError(HLVError, ValueError):
+    """A training or evaluation NLI file (e.g. HLV_MNLI_TRAIN) with a row the platform does not accept."""

@@ -10,7 +10,10 @@ Everything here works on plain numpy arrays in the label order [E, N, C]:
   - ``kl_per_item``: the mean over items of KL(HJD ‖ model) in nats (= 3 × ``kl_published``);
   - ``ce_loss``: mean over items of −Σ HJD · log p;
   - ``weighted_f1``, ``macro_f1``, ``accuracy`` of argmax(prediction) against argmax(HJD); ties go to
-    the first of E, N, C (``numpy.argmax`` returns the first maximum).
+    the first of E, N, C (``numpy.argmax`` returns the first maximum);
+  - the ChaosNLI scorer's columns: ``jsd`` (mean Jensen-Shannon distance, natural log) and, with ChaosNLI's
+    ``majority_label`` per item, ``majority_accuracy`` ("New Acc."; the release breaks 100-vote ties by its
+    own order, so it differs from ``accuracy`` on tied items).
 - ANLI (one gold label per item): `anli_metrics(logits, gold)`: weighted F1, macro F1, accuracy, CE loss.
 
 F1 is computed in numpy (the same definition as ``sklearn.metrics.f1_score`` with
@@ -134,15 +137,33 @@ def soft_ce_loss(logits: np.ndarray, targets: np.ndarray) -> float:
     return float(np.mean(-(p * logp).sum(axis=1)))
 
 
-def chaosnli_metrics(logits: np.ndarray, hjd: np.ndarray) -> dict[str, Any]:
-    """ChaosNLI metrics of model logits against the human judgment distributions (SPEC §5)."""
+SCORER_FLOOR = 1e-15
+
+
+def scorer_jsd_per_item(logits: np.ndarray, hjd: np.ndarray) -> np.ndarray:
+    """The ChaosNLI scorer's JSD per item: Jensen-Shannon *distance* (natural log, the square root of the
+    divergence, as `scipy.spatial.distance.jensenshannon`) between the HJD and the model's probabilities, the
+    latter floored at 1e-15 and renormalised first, as the scorer does with a prediction file."""
+    from hlv_assets.lib.metrics import jsd_per_item
+
+    probs = softmax(_check_2d("logits", logits))
+    probs = np.where(np.abs(probs) < SCORER_FLOOR, SCORER_FLOOR, probs)
+    return jsd_per_item(_check_distribution("hjd", hjd), probs / probs.sum(axis=1, keepdims=True))
+
+
+def chaosnli_metrics(logits: np.ndarray, hjd: np.ndarray, majority: Sequence[int] | np.ndarray | None = None
+                     ) -> dict[str, Any]:
+    """ChaosNLI metrics of model logits against the human judgment distributions (SPEC §5), with the
+    ChaosNLI leaderboard's two: ``jsd`` (mean `scorer_jsd_per_item`) and, given each item's ChaosNLI
+    ``majority`` label (index in [E, N, C]), ``majority_accuracy`` (the scorer's "New Acc.": argmax of the
+    prediction, ties to the first label, equal to the majority label)."""
     logits = _check_2d("logits", logits)
     hjd = _check_distribution("hjd", hjd)
     if logits.shape != hjd.shape:
         raise ValueError(f"logits {logits.shape} and hjd {hjd.shape} differ in shape")
     per_item = kl_per_item(logits, hjd)
     f1 = f1_scores(argmax_labels(hjd), argmax_labels(logits))
-    return {
+    out = {
         "n": int(len(hjd)),
         "kl_published": kl_published(logits, hjd),
         "kl_per_item": float(per_item.mean()),
@@ -151,7 +172,14 @@ def chaosnli_metrics(logits: np.ndarray, hjd: np.ndarray) -> dict[str, Any]:
         "macro_f1": f1["macro_f1"],
         "accuracy": f1["accuracy"],
         "f1_per_class": f1["f1_per_class"],
+        "jsd": float(scorer_jsd_per_item(logits, hjd).mean()),
     }
+    if majority is not None:
+        majority = np.asarray(majority, dtype=np.int64)
+        if majority.shape != (len(hjd),) or np.any((majority < 0) | (majority >= NUM_LABELS)):
+            raise ValueError(f"majority must be {len(hjd)} label indices in 0..2")
+        out["majority_accuracy"] = float(np.mean(argmax_labels(logits) == majority))
+    return out
 
 
 def chaosnli_metrics_from_probs(probs: np.ndarray, hjd: np.ndarray, eps: float = 1e-12) -> dict[str, Any]:

@@ -12,8 +12,9 @@ is a tuple of indices into the item's explanations (``permutations(range(n), r)`
 
 Per-prompt scores are kept raw (`JudgmentRecord`, in letter order, with their kind: logits or
 log-probabilities) so a distribution can be recomputed without the LLM by `mjd_from_scores`. A missing letter
-score (None) is never turned into a number: it raises `MissingScoreError`, or the prompt is dropped from the
-average when asked explicitly (``missing="skip"``).
+score (None) goes through the record's `missing_letters` rule (`hlv_assets.lib.missing_letters`): by default
+it raises `MissingScoreError` naming the item, or the prompt is dropped from the average when asked explicitly
+(``missing="skip"``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from hlv_assets.lib import missing_letters as fill
+from hlv_assets.lib.missing_letters import ConversionError, MissingScoreError
 from hlv_assets.lib.nli import TITLES, label_index
 
 PLAIN_TEMPLATE = (
@@ -55,14 +58,6 @@ ScoreKind = Literal["logits", "logprobs"]
 CONVERSIONS: tuple[str, ...] = ("normalize", "softmax")
 #: Explanation orders: all arrangements, or this many seeded samples of them.
 OrderSpec = Literal["all"] | int
-
-
-class ConversionError(ValueError):
-    """Scores that cannot be turned into a distribution by the conversion asked for."""
-
-
-class MissingScoreError(ConversionError):
-    """A letter's score is missing (None): it is never replaced by a number."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -217,7 +212,9 @@ def prompt_grid(
 
 @dataclass
 class JudgmentRecord:
-    """The raw letter scores of one prompt of the grid (letter order A, B, C), enough to recompute an MJD."""
+    """The raw letter scores of one prompt of the grid (letter order A, B, C), enough to recompute an MJD:
+    `missing_letters` is the judge's rule for a None score, `top_k_floor` the smallest log-probability of the
+    response's top-k list (API judges; what the `floor` rule fills in)."""
 
     item: Hashable
     option_order: tuple[int, int, int]
@@ -229,6 +226,8 @@ class JudgmentRecord:
     token_ids: list[int] | None = None
     letter_mass: float | None = None
     prompt_tokens: int = 0
+    missing_letters: str = fill.DEFAULT_MISSING_LETTERS
+    top_k_floor: float | None = None
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -246,8 +245,11 @@ class JudgmentRecord:
         return cls(**data)
 
 
-def records_from_scores(grid: Sequence[JudgmentPrompt], label_scores: Sequence[Any]) -> list[JudgmentRecord]:
-    """Pair each prompt of `grid` with its backend `LabelScores` (same order) into `JudgmentRecord`s."""
+def records_from_scores(grid: Sequence[JudgmentPrompt], label_scores: Sequence[Any],
+                        missing_letters: str = fill.DEFAULT_MISSING_LETTERS) -> list[JudgmentRecord]:
+    """Pair each prompt of `grid` with its backend `LabelScores` (same order) into `JudgmentRecord`s that
+    carry the judge's `missing_letters` rule."""
+    fill.check_rule(missing_letters)
     if len(grid) != len(label_scores):
         raise ValueError(f"{len(grid)} prompts but {len(label_scores)} scores")
     records = []
@@ -266,6 +268,8 @@ def records_from_scores(grid: Sequence[JudgmentPrompt], label_scores: Sequence[A
                 token_ids=list(scored.token_ids) if scored.token_ids is not None else None,
                 letter_mass=scored.letter_mass,
                 prompt_tokens=scored.prompt_tokens,
+                missing_letters=missing_letters,
+                top_k_floor=scored.top_k_floor,
             )
         )
     return records
@@ -341,8 +345,15 @@ def to_label_order(letter_values: Sequence[float], option_order: Sequence[int]) 
 def prompt_distribution(
     record: JudgmentRecord, conversion: Conversion = "softmax", temperature: float = DEFAULT_TEMPERATURE
 ) -> list[float]:
-    """The [E, N, C] distribution of one prompt."""
-    return to_label_order(convert(record.scores, conversion, record.kind, temperature), record.option_order)
+    """The [E, N, C] distribution of one prompt; a missing letter goes through the record's `missing_letters`
+    rule (a letter that rule drops gets probability 0); a refusal names the item and the option order."""
+    try:
+        values, kept = fill.apply_rule(record.scores, record.missing_letters, record.top_k_floor)
+        probs = iter(convert(values, conversion, record.kind, temperature))
+    except MissingScoreError as exc:
+        raise MissingScoreError(f"item {record.item!r}, option order {list(record.option_order)}: {exc} "
+                                f"(missing_letters={record.missing_letters})") from None
+    return to_label_order([next(probs) if k else 0.0 for k in kept], record.option_order)
 
 
 def mjd_from_scores(

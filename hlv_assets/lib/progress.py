@@ -32,7 +32,8 @@ class Progress:
     """
 
     def __init__(self, total: int, log: Callable[[str], None], *, what: str, unit: str = "items",
-                 every_s: float = DEFAULT_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
+                 every_s: float = DEFAULT_EVERY_S, clock: Callable[[], float] = time.monotonic,
+                 detail: Callable[[], str] | None = None) -> None:
         if total < 0:
             raise ValueError(f"total must be non-negative, got {total}")
         self.total = int(total)
@@ -41,7 +42,9 @@ class Progress:
         self.unit = unit
         self.every_s = float(every_s)
         self.clock = clock
+        self.detail = detail  # extra figures for each line (e.g. prompts/s), after the rate
         self.done = 0
+        self.base = 0  # units done before the clock (re)started: not part of the rate
         self.started = clock()
         self._last_line = self.started
         self._finished = False
@@ -49,7 +52,8 @@ class Progress:
     def rate(self) -> float | None:
         """Units per second so far (None before any unit is done or any time has passed)."""
         elapsed = self.clock() - self.started
-        return self.done / elapsed if self.done and elapsed > 0 else None
+        counted = self.done - self.base
+        return counted / elapsed if counted and elapsed > 0 else None
 
     def eta_s(self) -> float | None:
         """Seconds left at the rate so far (None while the rate is unknown)."""
@@ -59,7 +63,9 @@ class Progress:
     def line(self) -> str:
         pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         rate = self.rate()
-        speed = f"{rate:.1f} {self.unit}/s" if rate is not None else f"? {self.unit}/s"
+        speed = f"{rate:.{1 if rate >= 1 else 2}f} {self.unit}/s" if rate is not None else f"? {self.unit}/s"
+        if self.detail is not None:
+            speed += f", {self.detail()}"
         if self.done >= self.total:
             tail = f"done in {format_duration(self.clock() - self.started)}"
         else:
@@ -78,6 +84,12 @@ class Progress:
         elif now - self._last_line >= self.every_s:
             self._last_line = now
             self.log(self.line())
+
+    def restart(self, done: int) -> None:
+        """Count `done` units as done without timing them (e.g. answered from a cache): the rate and the ETA
+        measure the units done from now on."""
+        self.done = self.base = min(int(done), self.total)
+        self.started = self.clock()
 
     def advance(self, n: int = 1) -> None:
         self.update(self.done + n)

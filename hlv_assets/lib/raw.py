@@ -81,7 +81,8 @@ def text_key(premise: str, hypothesis: str) -> tuple[str, str]:
 
 
 def load_chaosnli(path: Path) -> pd.DataFrame:
-    """ChaosNLI (MNLI or SNLI part): uid, premise, hypothesis, hjd, hjd_counts, original labels and gold."""
+    """ChaosNLI (MNLI or SNLI part): uid, premise, hypothesis, hjd, hjd_counts, original labels and gold, and the
+    release's `majority_label` of the 100 votes (ties as the release broke them: not recoverable from the counts)."""
     rows, uids = [], []
     for lineno, obj in read_jsonl(path):
         uid = _field(obj, "uid", path, lineno)
@@ -95,6 +96,7 @@ def load_chaosnli(path: Path) -> pd.DataFrame:
         old = _field(obj, "old_labels", path, lineno, (list,))
         old_letters = [_letter(v, path, lineno, "old_labels") for v in old]
         gold = _letter(_field(obj, "old_label", path, lineno), path, lineno, "old_label")
+        majority = _letter(_field(obj, "majority_label", path, lineno), path, lineno, "majority_label")
         uids.append((lineno, uid))
         rows.append(
             {
@@ -106,6 +108,7 @@ def load_chaosnli(path: Path) -> pd.DataFrame:
                 "original_labels": old_letters,
                 "original_counts": _counts_from_labels(old_letters),
                 "original_gold": gold,
+                "majority_label": majority,
             }
         )
     _no_duplicates(uids, path)
@@ -209,8 +212,10 @@ def load_hlv_items(path: Path, chaosnli: pd.DataFrame, varierr: pd.DataFrame) ->
 
 
 def load_chaos_split(path: Path, chaosnli: pd.DataFrame, split: str) -> pd.DataFrame:
-    """ChaosNLI dev or test of the fine-tuning recipe, with the uid recovered by the same join."""
+    """ChaosNLI dev or test of the fine-tuning recipe, with the uid recovered by the same join and ChaosNLI's
+    `majority_label` (the ChaosNLI scorer's "New Acc." reference)."""
     by_text = {text_key(p, h): u for u, p, h in zip(chaosnli.uid, chaosnli.premise, chaosnli.hypothesis)}
+    majority = dict(zip(chaosnli.uid, chaosnli.majority_label))
     rows, missing = [], []
     for lineno, obj in read_jsonl(path):
         premise = _field(obj, "premise", path, lineno)
@@ -219,7 +224,8 @@ def load_chaos_split(path: Path, chaosnli: pd.DataFrame, split: str) -> pd.DataF
         uid = by_text.get(text_key(premise, hypothesis))
         if uid is None:
             missing.append(str(lineno))
-        rows.append({"uid": uid, "premise": premise, "hypothesis": hypothesis, "hjd": hjd, "split": split})
+        rows.append({"uid": uid, "premise": premise, "hypothesis": hypothesis, "hjd": hjd, "split": split,
+                     "majority_label": majority.get(uid)})
     if missing:
         raise DataFormatError(
             path, 0, "premise+hypothesis", f"lines {', '.join(missing)} are not in ChaosNLI"

@@ -1,5 +1,5 @@
 """The platform's settings, read from the environment and validated in one place: profile, data verification,
-results database, output folder, LLM budget. The CLI, the store and the Dagster `settings` resource all read
+results database, output folder, LLM budget, the fine-tunes' seeds, checkpoint selection and precision. The CLI, the store and the Dagster `settings` resource all read
 them through here; a wrong value is one line naming the variable and the values it accepts (SettingsError).
 
 | variable | accepted | default |
@@ -9,6 +9,9 @@ them through here; a wrong value is one line naming the variable and the values 
 | HLV_DB_URL | an SQLAlchemy URL: sqlite:///PATH, postgresql+psycopg2://USER@HOST:PORT/DB | SQLite at HLV_HOME/hlv.db |
 | HLV_HOME | a folder (created when needed) | data/ in the repository |
 | HLV_BUDGET_USD | a non-negative number of US dollars | no cap |
+| HLV_FINETUNE_SEEDS | distinct non-negative integers, comma-separated | the profile's (42) |
+| HLV_FINETUNE_SELECTION | final, best-dev-macro-f1, best-dev-weighted-f1, best-dev-accuracy, best-dev-kl-published, best-dev-ce-loss | the profile's (final) |
+| HLV_FINETUNE_PRECISION | fp32, bf16 | the profile's (fp32) |
 
 An empty variable counts as unset.
 """
@@ -32,6 +35,10 @@ PROFILE_NAMES = ("tiny", "demo", "paper")
 VERIFY_MODES = ("strict", "record")
 DEFAULT_PROFILE, DEFAULT_VERIFY = "demo", "strict"
 DB_URL_FORMS = "sqlite:///PATH or postgresql+psycopg2://USER@HOST:PORT/DB"
+#: which weights a fine-tune reports (lib/finetune/config.py SELECTIONS) and its arithmetic
+FINETUNE_SELECTIONS = ("final", "best-dev-macro-f1", "best-dev-weighted-f1", "best-dev-accuracy",
+                       "best-dev-kl-published", "best-dev-ce-loss")
+FINETUNE_PRECISIONS = ("fp32", "bf16")
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
@@ -90,6 +97,49 @@ def check_budget(value: str | float, var: str = "HLV_BUDGET_USD") -> float:
     return budget
 
 
+def check_seeds(value: str, var: str = "HLV_FINETUNE_SEEDS") -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in str(value).split(","))
+    except ValueError:
+        seeds = ()
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise SettingsError(f"{var}={value!r} is not a list of seeds; accepted: distinct non-negative integers "
+                            "separated by commas (e.g. 42 or 42,43,44), or unset for the profile's")
+    return seeds
+
+
+def check_selection(value: str, var: str = "HLV_FINETUNE_SELECTION") -> str:
+    if value not in FINETUNE_SELECTIONS:
+        raise SettingsError(f"{var}={value!r} is not a checkpoint selection; accepted: "
+                            f"{', '.join(FINETUNE_SELECTIONS)} (default final: the last step's weights)")
+    return value
+
+
+def check_precision(value: str, var: str = "HLV_FINETUNE_PRECISION") -> str:
+    if value not in FINETUNE_PRECISIONS:
+        raise SettingsError(f"{var}={value!r} is not a training precision; accepted: fp32 (default) or bf16 "
+                            "(autocast, on GPUs that support it)")
+    return value
+
+
+def finetune_seeds(environ: Mapping[str, str] | None = None) -> tuple[int, ...] | None:
+    """HLV_FINETUNE_SEEDS, or None for the profile's seeds."""
+    raw = _raw(environ, "HLV_FINETUNE_SEEDS")
+    return check_seeds(raw) if raw else None
+
+
+def finetune_selection(environ: Mapping[str, str] | None = None) -> str | None:
+    """HLV_FINETUNE_SELECTION, or None for the profile's (final)."""
+    raw = _raw(environ, "HLV_FINETUNE_SELECTION")
+    return check_selection(raw) if raw else None
+
+
+def finetune_precision(environ: Mapping[str, str] | None = None) -> str | None:
+    """HLV_FINETUNE_PRECISION, or None for the profile's (fp32)."""
+    raw = _raw(environ, "HLV_FINETUNE_PRECISION")
+    return check_precision(raw) if raw else None
+
+
 def profile_name(environ: Mapping[str, str] | None = None) -> str:
     raw = _raw(environ, "HLV_PROFILE")
     return check_profile(raw) if raw else DEFAULT_PROFILE
@@ -130,6 +180,10 @@ class Settings:
     db_url: str | None = None  # None: SQLite at <home>/hlv.db
     home: Path = REPO_ROOT / "data"
     budget_usd: float | None = None  # None: no cap
+    #: fine-tune overrides of the profile (None: the profile's seeds / selection / precision)
+    finetune_seeds: tuple[int, ...] | None = None
+    finetune_selection: str | None = None
+    finetune_precision: str | None = None
 
     def __post_init__(self):
         check_profile(self.profile, "profile")
@@ -139,20 +193,33 @@ class Settings:
             check_db_url(self.db_url, "db_url")
         if self.budget_usd is not None:
             check_budget(self.budget_usd, "budget_usd")
+        if self.finetune_seeds is not None:
+            check_seeds(",".join(map(str, self.finetune_seeds)), "finetune_seeds")
+        if self.finetune_selection is not None:
+            check_selection(self.finetune_selection, "finetune_selection")
+        if self.finetune_precision is not None:
+            check_precision(self.finetune_precision, "finetune_precision")
 
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.home / 'hlv.db'}"
 
     def run_tags(self) -> dict[str, str]:
-        """Tags recording these settings on a Dagster run (the database without its password)."""
-        return {
+        """Tags recording these settings on a Dagster run (the database without its password; the fine-tune
+        overrides when set)."""
+        tags = {
             "hlv/profile": self.profile,
             "hlv/verify_data": self.verify_data,
             "hlv/database": redact(self.database_url),
             "hlv/home": str(self.home),
             "hlv/budget_usd": "none" if self.budget_usd is None else f"{self.budget_usd:g}",
         }
+        if self.finetune_seeds is not None:
+            tags["hlv/finetune_seeds"] = ",".join(map(str, self.finetune_seeds))
+        for name in ("selection", "precision"):
+            if getattr(self, f"finetune_{name}") is not None:
+                tags[f"hlv/finetune_{name}"] = getattr(self, f"finetune_{name}")
+        return tags
 
     def as_dict(self) -> dict:
         return {**asdict(self), "home": str(self.home), "db_url": self.db_url and redact(self.db_url)}
@@ -162,7 +229,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Every setting from the environment (default: `os.environ`), each validated; all wrong values in one
     SettingsError line."""
     readers = (("profile", profile_name), ("verify_data", verify_mode), ("db_url", db_url), ("home", home),
-               ("budget_usd", budget_usd))
+               ("budget_usd", budget_usd), ("finetune_seeds", finetune_seeds),
+               ("finetune_selection", finetune_selection), ("finetune_precision", finetune_precision))
     values, errors = {}, []
     for name, read in readers:
         try:

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from hlv_assets.lib.errors import HLVError
 from hlv_assets.lib.finetune import FinetuneConfig, run_finetune
 
 
@@ -108,7 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:  # pragma: no cover
             pass
         reporter = _pipes_reporter(pipes) if pipes is not None else _print_reporter
-        run_finetune(config, out, reporter=reporter)
+        try:
+            run_finetune(config, out, reporter=reporter)
+        except HLVError as exc:  # a refused input (e.g. an unmapped head): one line, no traceback
+            print(str(exc), file=sys.stderr)
+            return exc.exit_code
     return 0
 
 

@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 import os
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from hlv_assets.lib import mnli_stage
 from hlv_assets.lib.profiles import Profile
 
-SOFT_METRICS = ("kl_published", "kl_per_item", "ce_loss", "weighted_f1", "macro_f1", "accuracy")
+#: per ChaosNLI split; `jsd` and `majority_accuracy` are the ChaosNLI scorer's "JSD" and "New Acc."
+SOFT_METRICS = ("kl_published", "kl_per_item", "ce_loss", "weighted_f1", "macro_f1", "accuracy", "jsd",
+                "majority_accuracy")
+#: per ANLI round (one gold label: `accuracy` is the only accuracy that applies)
 ANLI_METRICS = ("weighted_f1", "accuracy", "ce_loss")
-TRAINING_VERSION = "finetune-v1"
+TRAINING_VERSION = "finetune-v2"  # v2: the final weights by default (v1 kept the best dev macro-F1)
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ def configured_encoders(environ: Mapping[str, str] | None = None) -> tuple[Encod
     """The encoders that can be fine-tuned now: the embedded MiniLM always, BERT / RoBERTa once their
     MNLI-fine-tuned checkpoint is named in the environment (read when the definitions load)."""
     environ = os.environ if environ is None else environ
-    return tuple(e for e in ENCODERS if e.env is None or environ.get(e.env, "").strip())
+    return tuple(e for e in ENCODERS
+                 if e.env is None or environ.get(e.env, "").strip() or mnli_stage.stage_configured(e.name, environ))
 
 
 def unconfigured_message(asset: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -55,8 +60,27 @@ def unconfigured_message(asset: str, environ: Mapping[str, str] | None = None) -
         names = {f"finetune_{encoder.name}{suffix}" for suffix in ("", "_baseline", "_reference")}
         if asset in names and encoder.name not in configured:
             return (f"{asset} is not configured: set {encoder.env} to an MNLI-fine-tuned {encoder.family} "
-                    "checkpoint (path or HF id)")
+                    f"checkpoint (path or HF id), or {mnli_stage.ENV_TRAIN} and {mnli_stage.ENV_DEV} to MNLI "
+                    f"files to train one (mnli_{encoder.name})")
+        if asset == f"mnli_{encoder.name}" and encoder.name in mnli_stage.BASES:
+            if environ_value(environ, encoder.env):
+                return f"{asset} is not used: {encoder.env} names the starting checkpoint; unset it to train one"
+            return (f"{asset} is not configured: set {mnli_stage.ENV_TRAIN} and {mnli_stage.ENV_DEV} to MNLI JSONL "
+                    "files (premise, hypothesis, label)")
     return None
+
+
+def check_start_heads(assets: Sequence[str], profile_name: str, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse in one line (LabelMappingError, SettingsError), before anything runs, a fine-tune of `assets` whose
+    user-supplied checkpoint cannot be read or has a head whose labels cannot be mapped to [E, N, C]."""
+    for encoder in ENCODERS:
+        names = {f"finetune_{encoder.name}{suffix}" for suffix in ("", "_baseline", "_reference")}
+        if encoder.env and environ_value(environ, encoder.env) and names & set(assets):
+            mnli_stage.check_start_head(encoder.name, encoder.env, profile_name, environ)
+
+
+def environ_value(environ: Mapping[str, str] | None, name: str | None) -> str:
+    return ((os.environ if environ is None else environ).get(name or "") or "").strip()
 
 
 def _jsonl(path: Path, rows: list[dict]) -> str:
@@ -81,7 +105,8 @@ def write_inputs(work: Path, items: pd.DataFrame, dist: pd.DataFrame, dev: pd.Da
                    "target": [float(v) for v in targets.loc[r.uid]]} for r in train.itertuples()]
 
     def soft(frame):
-        return [{"uid": r.uid, "premise": r.premise, "hypothesis": r.hypothesis, "target": list(map(float, r.hjd))}
+        return [{"uid": r.uid, "premise": r.premise, "hypothesis": r.hypothesis, "target": list(map(float, r.hjd)),
+                 **({"majority_label": r.majority_label} if getattr(r, "majority_label", None) else {})}
                 for r in _limit(frame, profile.eval_items).itertuples()]
 
     paths: dict[str, object] = {
@@ -98,33 +123,52 @@ def write_inputs(work: Path, items: pd.DataFrame, dist: pd.DataFrame, dev: pd.Da
 
 
 def recipe(profile: Profile, encoder: EncoderSpec, seed: int, *, tiny_encoder: bool) -> dict:
-    """The FinetuneConfig fields of SPEC §5, shortened by the profile."""
+    """The FinetuneConfig fields of SPEC §5, shortened by the profile, with its checkpoint selection and
+    precision."""
     config = {"seed": seed, "epochs": profile.finetune_epochs, "max_steps": profile.finetune_max_steps,
-              "eval_every": profile.eval_every, "encoder": encoder.model, "device": "auto"}
+              "eval_every": profile.eval_every, "encoder": encoder.model, "device": "auto",
+              "selection": profile.finetune_selection, "bf16": profile.finetune_precision == "bf16"}
     if tiny_encoder:
         config["random_init"] = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                  "intermediate_size": 64}
     return config
 
 
-def _mean_sd(values: list[float]) -> tuple[float, float | None]:
+def _mean_sd(values: list) -> tuple[float | None, float | None]:
+    if not values or None in values:  # a seed without the metric (e.g. no majority labels): none for the row
+        return None, None
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
+def _one(per_seed: list[dict], key: str, default: str) -> str:
+    values = sorted({str(m["metrics"].get(key, default)) for m in per_seed})
+    return values[0] if len(values) == 1 else "mixed: " + ", ".join(values)
+
+
 def seed_rows(per_seed: list[dict], key: dict, *, encoder: EncoderSpec) -> tuple[dict, dict]:
-    """(finetune_comparison data, anli_ood data) from each seed's metrics.json and checkpoint."""
-    ft = {**key, "encoder": encoder.family, "encoder_model": encoder.model, "seeds": [m["seed"] for m in per_seed],
+    """(finetune_comparison data, anli_ood data) from each seed's metrics.json and checkpoint: the mean and sd
+    over the seeds (`<split>_<metric>`, `<split>_<metric>_sd`), each seed's own numbers under `per_seed`, and
+    which weights they are (`selection`: final, best-dev-..., or none for a run without training), `seeds`
+    and `precision` (fp32 / bf16)."""
+    about = {"selection": _one(per_seed, "selection", "none"), "seeds": [m["seed"] for m in per_seed],
+             "precision": _one(per_seed, "precision", "fp32")}
+    ft = {**key, "encoder": encoder.family, "encoder_model": encoder.model, **about,
           "checkpoints": [m.get("checkpoint") for m in per_seed]}
+    ood = {**key, "encoder": encoder.family, "encoder_model": encoder.model, **about}
+    ft_seeds = [{"seed": m["seed"]} for m in per_seed]
+    ood_seeds = [{"seed": m["seed"]} for m in per_seed]
     for split in ("dev", "test"):
         for metric in SOFT_METRICS:
-            mean, sd = _mean_sd([m["metrics"][split][metric] for m in per_seed])
-            ft[f"{split}_{metric}"] = mean
-            ft[f"{split}_{metric}_sd"] = sd
-    ood = {**key, "encoder": encoder.family, "encoder_model": encoder.model, "seeds": ft["seeds"]}
+            values = [m["metrics"][split].get(metric) for m in per_seed]
+            ft[f"{split}_{metric}"], ft[f"{split}_{metric}_sd"] = _mean_sd(values)
+            for row, value in zip(ft_seeds, values, strict=True):
+                row[f"{split}_{metric}"] = value
     rounds = sorted(per_seed[0]["metrics"].get("anli", {}))
     for round_ in rounds:
         for metric in ANLI_METRICS:
-            mean, sd = _mean_sd([m["metrics"]["anli"][round_][metric] for m in per_seed])
-            ood[f"{round_.lower()}_{metric}"] = mean
-            ood[f"{round_.lower()}_{metric}_sd"] = sd
+            values = [m["metrics"]["anli"][round_][metric] for m in per_seed]
+            ood[f"{round_.lower()}_{metric}"], ood[f"{round_.lower()}_{metric}_sd"] = _mean_sd(values)
+            for row, value in zip(ood_seeds, values, strict=True):
+                row[f"{round_.lower()}_{metric}"] = value
+    ft["per_seed"], ood["per_seed"] = ft_seeds, ood_seeds
     return ft, ood

@@ -49,7 +49,9 @@ class LabelScores:
     `scores[i]` belongs to `letters[i]`; None means the backend did not return that letter (for example it
     fell outside an API's top-k log-probabilities): it is recorded as missing, never filled with a number.
     `kind` says whether the scores are raw logits or log-probabilities; `letter_mass` is the probability the
-    letters receive after a softmax over the whole vocabulary (None when unknown).
+    letters receive after a softmax over the whole vocabulary (None when unknown). `top_k_floor` is the smallest
+    log-probability of a top-k list (None when the backend returned full scores): a letter missing from that list
+    scored at most this, and the judge's `floor` rule for missing letters fills it in.
     """
 
     scores: list[float | None]
@@ -59,6 +61,7 @@ class LabelScores:
     letter_mass: float | None = None
     prompt_tokens: int = 0
     cached: bool = False
+    top_k_floor: float | None = None
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,7 @@ def label_scores_from_record(record: dict) -> LabelScores:
         letter_mass=record.get("letter_mass"),
         prompt_tokens=int(record.get("prompt_tokens", 0)),
         cached=True,
+        top_k_floor=None if record.get("top_k_floor") is None else float(record["top_k_floor"]),
     )
 
 

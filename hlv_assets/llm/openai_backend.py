@@ -53,7 +53,8 @@ class OpenAIBackend:
     """Chat completions for `generate`; first-token top log-probabilities for `label_logits`.
 
     `label_logits` asks for `logprobs=true, top_logprobs=top_logprobs, max_tokens=1` and returns
-    LabelScores(kind="logprobs"); a letter that is not among the top-k tokens is None (never filled). Tokens
+    LabelScores(kind="logprobs"); a letter that is not among the top-k tokens is None (never filled here: the
+    judge's `missing_letters` rule decides, with `top_k_floor`, the smallest log-probability of the list). Tokens
     are matched exactly (`"A"`, not `" A"`). `price` (USD per 1M tokens) defaults to DEFAULT_PRICES for known
     model names, else None (unknown: costs count as 0 and a budget cap refuses to run; give `Price()` for a
     free local server). Cost is recorded per Generation and in `stats`.
@@ -190,7 +191,7 @@ class OpenAIBackend:
             **self.extra_body,
         }
 
-        def parse(data: dict) -> tuple[list[float | None], int, int]:
+        def parse(data: dict) -> tuple[list[float | None], float | None, int, int]:
             top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
             if not isinstance(top, list):
                 raise TypeError("top_logprobs is not a list")
@@ -198,9 +199,10 @@ class OpenAIBackend:
             for entry in top:
                 token, logprob = entry["token"], float(entry["logprob"])
                 found.setdefault(token, logprob)
-            return ([found.get(letter) for letter in letters], *self._usage(data))
+            floor = min(found.values()) if found else None
+            return ([found.get(letter) for letter in letters], floor, *self._usage(data))
 
-        (scores, pt, ct), _ = self._client.request(body, parse)
+        (scores, floor, pt, ct), _ = self._client.request(body, parse)
         self._record_usage(pt, ct)
         mass = math.fsum(math.exp(s) for s in scores) if all(s is not None for s in scores) else None
         return LabelScores(
@@ -210,6 +212,7 @@ class OpenAIBackend:
             token_ids=None,
             letter_mass=mass,
             prompt_tokens=pt,
+            top_k_floor=floor,
         )
 
     def generate(self, prompts: list[str], params: GenerationParams | None = None) -> list[Generation]:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from hlv_assets.lib.missing_letters import DEFAULT_MISSING_LETTERS, MISSING_LETTER_RULES
 from hlv_assets.lib.released import RELEASED_MODELS
 from hlv_assets.llm import embedded
 from hlv_assets.llm.base import GENERATE, LABEL_LOGITS, GenerationParams, LLMBackend
@@ -78,10 +79,14 @@ OPTIONS: dict[str, frozenset[str]] = {
             "top_logprobs",
             "max_tokens_field",
             "extra_body",
+            "missing_letters",
         }
     ),
     "released": frozenset({"released_as"}),
 }
+#: Options of the judging step, not of the backend: they change how scores become an MJD, never a request
+#: (so they are not passed to the backend and are not part of its identity or the call cache's key).
+JUDGE_OPTIONS = frozenset({"missing_letters"})
 _SECRET_WORDS = ("api_key", "apikey", "token", "password", "secret")
 _PARAM_NAMES = frozenset(f.name for f in fields(GenerationParams))
 
@@ -167,6 +172,9 @@ class LLMSpec:
                 f"unknown options {sorted(unknown_options)} for backend {self.backend}: "
                 f"expected some of {sorted(OPTIONS[self.backend])}"
             )
+        rule = self.options.get("missing_letters", DEFAULT_MISSING_LETTERS)
+        if rule not in MISSING_LETTER_RULES:
+            raise self._fail(f"option missing_letters={rule!r}: expected one of {', '.join(MISSING_LETTER_RULES)}")
         if self.backend == "released":
             source = self.options.get("released_as", self.slug)
             if source not in RELEASED_MODELS:
@@ -185,6 +193,10 @@ class LLMSpec:
 
     def generation_params(self) -> GenerationParams:
         return GenerationParams(**self.params)
+
+    def missing_letters(self) -> str:
+        """The judge's rule for a letter missing from a top-k list (`hlv_assets.lib.missing_letters`)."""
+        return str(self.options.get("missing_letters", DEFAULT_MISSING_LETTERS))
 
     def price(self) -> Price:
         """USD per 1M tokens (zero unless an OpenAI spec sets it; its backend also knows list prices)."""
@@ -288,7 +300,7 @@ def build_backend(spec: LLMSpec, *, data_dir: str | Path | None = None) -> LLMBa
     `data_dir` is the data pack for `released` replays (default: HLV_DATA_DIR, else ../shared/data).
     """
     spec.validate()
-    opts: dict[str, Any] = dict(spec.options)
+    opts: dict[str, Any] = {k: v for k, v in spec.options.items() if k not in JUDGE_OPTIONS}
     if spec.backend == "transformers":
         kwargs = dict(opts)
         if spec.dtype:

@@ -102,6 +102,8 @@ class TransformersModel:
         self.min_prefix_tokens = int(min_prefix_tokens)
         self.max_group = int(max_group)
         self.prefix_tree = bool(prefix_tree)
+        #: prompts per call of the call cache (`CachedLLM.chunk_size`): a tree shares prefixes within a call
+        self.chunk_prompts = 1024 if self.prefix_tree else 64
         self.local_files_only = local_files_only
         self.attn_implementation = attn_implementation
         self.device_map = device_map

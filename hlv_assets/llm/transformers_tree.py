@@ -1,44 +1,287 @@
-"""Label logits over a prefix tree on the transformers backend: each node's tokens run once, on its parent's
-KV cache, level by level with the nodes of one level batched together (across explanation orders and items).
+"""Label logits over a prefix tree on the transformers backend: every distinct prefix of the prompts runs once.
 
-On a CPU every forward call reads all the weights, so few large calls beat many small ones: a level's nodes
-(up to `batch_size` rows a call) run together whatever their parents, each row on its parent's cache left-
-padded to the widest parent batch. The next level is taken in slices of at most `frontier` nodes and
-finished depth first, which bounds the caches alive at once. A sequence that ends at a node gets the node's
-last-position logits: what one forward pass over the whole sequence gives (the padding is masked and the
-positions count real tokens only).
+The tree is cut into *packed rows*. A row runs on the KV cache of one node (its *base*: the whole prefix up to
+that node) and holds several of the base's descendants side by side: each node's tokens keep their own
+positions (`node.start + offset`, what one forward pass over the whole prompt gives), and a tree-shaped
+attention mask lets a token see the base, its ancestors in the row and the earlier tokens of its own node,
+never a sibling. So the cache of a node is never copied per child: siblings share one row.
+
+A child of the base whose whole subtree fits in `row_tokens` goes into a row whole (nothing below it runs
+again); a larger one runs alone in the row and becomes the base of later rows: its prefix (the base's cache
+plus its ancestors' and its own tokens in the row) is gathered once into a cache of its own. Rows of similar
+sizes run together, up to `batch_size` rows and `batch_tokens` tokens a forward call, whatever their base,
+across items; rows are taken `frontier` at a time and their descendants finished first (depth first), which
+bounds the caches alive at once whatever the number of items. A sequence that ends in a node gets the logits
+of the node's last token (the LM head runs on those positions only).
+
+`TreeScorer.run` is what `TransformersBackend.score_token_ids` calls with ``prefix_tree=True``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from hlv_assets.llm.prefix_groups import chunks
 from hlv_assets.llm.prefix_tree import TreeNode, build_prefix_tree
 
 
 @dataclass
-class BatchCache:
-    """The cache of one forward call: per-layer (keys, values) of shape B x H x T x D, the attention mask
-    (B x T, zeros where padding sits) and each row's count of real tokens."""
+class Base:
+    """A node's whole prefix as a cache: per layer (keys, values) of shape H × length × D."""
 
     kv: list[tuple[Any, Any]]
-    mask: Any
-    lengths: list[int]
+    length: int
 
 
 @dataclass
-class NodeState:
-    """A node's cache: row `row` of a batch's cache."""
+class Row:
+    """One packed row on `base` (None: the empty prefix): `nodes` in depth-first order (each after its
+    ancestors), `up[i]` the row index of node i's parent (-1: the base), `expand` the row indices of the
+    nodes whose children run in later rows."""
 
-    cache: BatchCache
-    row: int
+    base: Base | None
+    nodes: list[TreeNode] = field(default_factory=list)
+    up: list[int] = field(default_factory=list)
+    expand: list[int] = field(default_factory=list)
+    tokens: int = 0
+
+    def add(self, node: TreeNode, parent: int) -> None:
+        self.nodes.append(node)
+        self.up.append(parent)
+        self.tokens += node.length
 
     @property
-    def length(self) -> int:
-        return self.cache.lengths[self.row]
+    def base_length(self) -> int:
+        return 0 if self.base is None else self.base.length
+
+
+def subtree_sizes(root: TreeNode) -> dict[int, int]:
+    """Tokens of every node's subtree (the node's span and all below it), keyed by id(node)."""
+    sizes: dict[int, int] = {}
+
+    def visit(node: TreeNode) -> int:
+        sizes[id(node)] = node.length + sum(visit(child) for child in node.children)
+        return sizes[id(node)]
+
+    visit(root)
+    return sizes
+
+
+def _add_subtree(row: Row, node: TreeNode, parent: int) -> None:
+    """Append `node` and everything below it to `row`, depth first."""
+    index = len(row.nodes)
+    row.add(node, parent)
+    for child in node.children:
+        _add_subtree(row, child, index)
+
+
+def plan_rows(base_node: TreeNode, base: Base | None, sizes: dict[int, int], row_tokens: int) -> list[Row]:
+    """The rows that run `base_node`'s children on `base`: whole small subtrees packed up to `row_tokens`
+    tokens a row; a child with a larger subtree alone (its span only), to be expanded later."""
+    rows: list[Row] = []
+    row = Row(base)
+    for child in sorted(base_node.children, key=lambda c: sizes[id(c)]):
+        whole = sizes[id(child)] <= row_tokens
+        adding = sizes[id(child)] if whole else child.length
+        if row.nodes and row.tokens + adding > row_tokens:
+            rows.append(row)
+            row = Row(base)
+        if whole:
+            _add_subtree(row, child, -1)
+        else:
+            row.expand.append(len(row.nodes))
+            row.add(child, -1)
+    if row.nodes:
+        rows.append(row)
+    return rows
+
+
+def _batches(rows: list[Row], max_rows: int, max_tokens: int, max_padding: float = 0.1) -> Iterator[list[Row]]:
+    """Consecutive rows (sorted by size beforehand) in batches of at most `max_rows` rows whose padded size
+    (rows × widest row) stays under `max_tokens` and exceeds their real tokens by at most `max_padding` (a single
+    row always runs)."""
+    batch: list[Row] = []
+    real = 0
+    for row in rows:
+        width = max([row.tokens] + [r.tokens for r in batch[-1:]])
+        padded = width * (len(batch) + 1)
+        if batch and (len(batch) >= max_rows or padded > max_tokens or padded > (1 + max_padding) * (real + row.tokens)):
+            yield batch
+            batch, real = [], 0
+        batch.append(row)
+        real += row.tokens
+    if batch:
+        yield batch
+
+
+class TreeScorer:
+    """Scores token sequences through their prefix tree with `backend` (a `TransformersBackend`)."""
+
+    def __init__(self, backend: Any, store: Callable[[Any, list[int]], None], stats: dict[str, Any],
+                 *, row_tokens: int = 160, batch_tokens: int = 4096, frontier: int = 32):
+        self.backend = backend
+        self.store = store
+        self.stats = stats
+        self.row_tokens = int(row_tokens)
+        self.batch_tokens = int(batch_tokens)
+        self.frontier = int(frontier)
+
+    def run(self, seqs: Sequence[Sequence[int]]) -> None:
+        self.seqs = seqs
+        root = build_prefix_tree(seqs)
+        self.sizes = subtree_sizes(root)
+        self._drain(plan_rows(root, None, self.sizes, self.row_tokens))
+
+    def _drain(self, rows: list[Row]) -> None:
+        """Run `rows` `frontier` at a time, each slice's descendants before the next slice."""
+        rows.sort(key=lambda r: (r.tokens, r.base_length))
+        for start in range(0, len(rows), self.frontier):
+            following: list[Row] = []
+            part = rows[start:start + self.frontier]
+            for batch in _batches(part, self.backend.batch_size, self.batch_tokens):
+                following += self._forward(batch)
+            del part
+            if following:
+                self._drain(following)
+
+    def _forward(self, batch: list[Row]) -> list[Row]:
+        """Run one batch of rows; store the logits of the sequences ending in them; the rows that follow."""
+        import torch
+        from transformers import DynamicCache
+
+        backend = self.backend
+        inputs, layout = _inputs(backend, self.seqs, batch)
+        cache = DynamicCache()
+        width = max(row.base_length for row in batch)
+        if width:
+            for layer, (keys, values) in enumerate(_stack_bases(batch, width)):
+                cache.update(keys, values, layer)
+        inputs[backend._cache_kwarg] = cache
+        ends = [(r, offset, k) for r, row_ends in enumerate(layout.ends) for offset, k in row_ends]
+        logits = _end_logits(backend, inputs, [(r, offset) for r, offset, _ in ends])
+        self.stats["forward_calls"] += 1
+        self.stats["tokens_run"] += sum(row.tokens for row in batch)
+        if ends:
+            self.store(logits, [k for _, _, k in ends])
+        del logits
+        kv = _cache_layers(cache)
+        following = []
+        for r, row in enumerate(batch):
+            for i in row.expand:
+                index = torch.tensor(layout.prefix_index(r, i, width), dtype=torch.long, device=backend.device)
+                node = row.nodes[i]
+                base = Base([(k[r].index_select(1, index), v[r].index_select(1, index)) for k, v in kv], node.end)
+                following += plan_rows(node, base, self.sizes, self.row_tokens)
+        return following
+
+
+#: model types whose logits are exactly `lm_head(last hidden state)` (no soft-capping or scaling): for them the
+#: LM head runs on the ends only; other models run it on every column holding an end (`logits_to_keep`)
+PLAIN_HEAD_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+
+
+def _end_logits(backend: Any, inputs: dict[str, Any], ends: list[tuple[int, int]]) -> Any:
+    """Run the model on `inputs`; the float32 logits at each (row, column) of `ends` (N × V)."""
+    import torch
+
+    model, device = backend.model, backend.device
+    rows = torch.tensor([r for r, _ in ends], dtype=torch.long, device=device)
+    if getattr(model.config, "model_type", None) in PLAIN_HEAD_TYPES and hasattr(model, "lm_head"):
+        hidden = model.base_model(**inputs).last_hidden_state
+        cols = torch.tensor([c for _, c in ends], dtype=torch.long, device=device)
+        return model.lm_head(hidden[rows, cols]).float()
+    columns = sorted({c for _, c in ends}) or [0]
+    if backend._keep_kwarg:
+        inputs["logits_to_keep"] = torch.tensor(columns, dtype=torch.long, device=device)
+        at = {c: i for i, c in enumerate(columns)}
+    else:
+        at = {c: c for c in columns}
+    logits = model(**inputs).logits
+    cols = torch.tensor([at[c] for _, c in ends], dtype=torch.long, device=device)
+    return logits[rows, cols].float()
+
+
+@dataclass
+class Layout:
+    """Where each row's nodes sit: `spans[r][i]` = (first, last + 1) of node i in row r's tokens; `ends[r]` =
+    (column of the last token, sequence index) of every sequence ending in row r; `bases[r]` = base length."""
+
+    rows: list[Row]
+    spans: list[list[tuple[int, int]]]
+    ends: list[list[tuple[int, int]]]
+
+    def prefix_index(self, r: int, i: int, width: int) -> list[int]:
+        """Cache columns of node i's whole prefix in row r (the base left-padded to `width`, then the row)."""
+        row = self.rows[r]
+        chain = []
+        while i >= 0:
+            chain.append(i)
+            i = row.up[i]
+        index = list(range(width - row.base_length, width))
+        for j in reversed(chain):
+            first, last = self.spans[r][j]
+            index += range(width + first, width + last)
+        return index
+
+
+def _inputs(backend: Any, seqs: Sequence[Sequence[int]], batch: list[Row]) -> tuple[dict[str, Any], Layout]:
+    """Token ids, positions and the tree-shaped 4D attention mask of a batch of packed rows (bases left-padded
+    to the widest, rows right-padded; padding columns are never attended, padding queries see themselves)."""
+    import torch
+
+    device = backend.device
+    dtype = backend.model.dtype
+    width = max(row.base_length for row in batch)
+    length = max(row.tokens for row in batch)
+    ids = torch.full((len(batch), length), backend._pad_id(), dtype=torch.long)
+    positions = torch.zeros((len(batch), length), dtype=torch.long)
+    allowed = torch.zeros((len(batch), length, width + length), dtype=torch.bool)
+    spans, ends = [], []
+    for r, row in enumerate(batch):
+        row_spans, row_ends, owner = [], [], []
+        first = 0
+        for i, node in enumerate(row.nodes):
+            last = first + node.length
+            ids[r, first:last] = torch.tensor(seqs[node.rep][node.start:node.end], dtype=torch.long)
+            positions[r, first:last] = torch.arange(node.start, node.end)
+            row_spans.append((first, last))
+            row_ends += [(last - 1, k) for k in node.terminals]
+            owner += [i] * node.length
+            first = last
+        allowed[r, :, width - row.base_length:width] = True
+        ancestors = torch.zeros((len(row.nodes), len(row.nodes)), dtype=torch.bool)
+        for i, parent in enumerate(row.up):
+            ancestors[i, i] = True
+            if parent >= 0:
+                ancestors[i] |= ancestors[parent]
+        node_of = torch.tensor(owner, dtype=torch.long)
+        causal = torch.ones((first, first), dtype=torch.bool).tril()  # within a node; ancestors come first
+        allowed[r, :first, width:width + first] = ancestors[node_of][:, node_of] & causal
+        pad = torch.arange(first, length)
+        allowed[r, pad, width + pad] = True
+        spans.append(row_spans)
+        ends.append(row_ends)
+    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+    inputs = {"input_ids": ids.to(device), "position_ids": positions.to(device),
+              "attention_mask": mask[:, None].to(device), "use_cache": True}
+    return inputs, Layout(batch, spans, ends)
+
+
+def _stack_bases(batch: list[Row], width: int) -> list[tuple[Any, Any]]:
+    """The rows' base caches as one batch per layer (B × H × width × D), left-padded with zeros."""
+    template = next(row.base for row in batch if row.base is not None)
+    layers = []
+    for layer, (k0, v0) in enumerate(template.kv):
+        keys = k0.new_zeros((len(batch), k0.shape[0], width, k0.shape[2]))
+        values = v0.new_zeros((len(batch), v0.shape[0], width, v0.shape[2]))
+        for r, row in enumerate(batch):
+            if row.base is not None:
+                k, v = row.base.kv[layer]
+                keys[r, :, width - row.base.length:] = k
+                values[r, :, width - row.base.length:] = v
+        layers.append((keys, values))
+    return layers
 
 
 def _cache_layers(cache: Any) -> list[tuple[Any, Any]]:
@@ -48,104 +291,3 @@ def _cache_layers(cache: Any) -> list[tuple[Any, Any]]:
             raise RuntimeError(f"the prefix tree needs full-attention cache layers, got {type(layer).__name__}")
         kv.append((layer.keys, layer.values))
     return kv
-
-
-def _stack(parents: Sequence[NodeState]) -> tuple[list[tuple[Any, Any]], Any]:
-    """The parents' caches as one batch (row i = parents[i]), each batch's rows picked with one index_select
-    per layer and left-padded (zeros, masked) to the widest."""
-    import torch
-    import torch.nn.functional as F
-
-    first = parents[0]
-    if all(p.cache is first.cache and p.row == first.row for p in parents):  # siblings: views, no copy
-        rows = len(parents)
-        one = slice(first.row, first.row + 1)
-        kv = [(k[one].expand(rows, -1, -1, -1), v[one].expand(rows, -1, -1, -1)) for k, v in first.cache.kv]
-        return kv, first.cache.mask[first.row:first.row + 1].expand(rows, -1)
-    groups: dict[int, tuple[BatchCache, list[int], list[int]]] = {}
-    for position, p in enumerate(parents):
-        groups.setdefault(id(p.cache), (p.cache, [], []))
-        groups[id(p.cache)][1].append(position)
-        groups[id(p.cache)][2].append(p.row)
-    width = max(cache.mask.shape[1] for cache, _, _ in groups.values())
-    layers: list[list[tuple[Any, Any]]] = [[] for _ in first.cache.kv]
-    masks, order = [], []
-    for cache, positions, rows in groups.values():
-        index = torch.tensor(rows, dtype=torch.long, device=cache.mask.device)
-        pad = width - cache.mask.shape[1]
-        for layer, (k, v) in enumerate(cache.kv):
-            k, v = k.index_select(0, index), v.index_select(0, index)
-            layers[layer].append((F.pad(k, (0, 0, pad, 0)), F.pad(v, (0, 0, pad, 0))) if pad else (k, v))
-        mask = cache.mask.index_select(0, index)
-        masks.append(F.pad(mask, (pad, 0)) if pad else mask)
-        order += positions
-    kv = [(torch.cat([k for k, _ in parts]), torch.cat([v for _, v in parts])) for parts in layers]
-    mask = torch.cat(masks)
-    if order != sorted(order):
-        inverse = torch.tensor(sorted(range(len(order)), key=order.__getitem__), device=mask.device)
-        kv = [(k.index_select(0, inverse), v.index_select(0, inverse)) for k, v in kv]
-        mask = mask.index_select(0, inverse)
-    return kv, mask
-
-
-def _forward(backend: Any, parents: Sequence[NodeState | None], spans: list[list[int]]) -> tuple[Any, BatchCache]:
-    """Run each span on its parent's cache (all None: from scratch); last-position logits and the batch's new
-    cache."""
-    import torch
-    from transformers import DynamicCache
-
-    ids, span_mask = backend._left_pad(spans)
-    cache = DynamicCache()
-    offsets = span_mask.sum(-1)
-    if parents[0] is None:
-        mask, base = span_mask, torch.zeros_like(offsets)
-    else:
-        kv, parent_mask = _stack(parents)
-        for layer_idx, (keys, values) in enumerate(kv):
-            cache.update(keys, values, layer_idx)
-        mask = torch.cat([parent_mask, span_mask], dim=1)
-        base = torch.tensor([p.length for p in parents], dtype=offsets.dtype, device=offsets.device)
-    positions = base[:, None] + (span_mask.cumsum(-1) - 1).clamp(min=0)
-    inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "use_cache": True}
-    inputs[backend._cache_kwarg] = cache
-    logits = backend._last_logits(**inputs)
-    return logits, BatchCache(_cache_layers(cache), mask, [int(n) for n in (base + offsets).tolist()])
-
-
-class TreeScorer:
-    """Scores token sequences through their prefix tree with `backend` (a `TransformersBackend`)."""
-
-    def __init__(self, backend: Any, store: Callable[[Any, list[int]], None], stats: dict[str, Any],
-                 frontier: int | None = None):
-        self.backend = backend
-        self.store = store
-        self.stats = stats
-        self.frontier = int(frontier or 2 * backend.batch_size)
-
-    def run(self, seqs: Sequence[Sequence[int]]) -> None:
-        self.seqs = seqs
-        root = build_prefix_tree(seqs)
-        self._level([(child, None) for child in root.children])
-
-    def _level(self, work: list[tuple[TreeNode, NodeState | None]]) -> None:
-        """Run the nodes of `work` (batched), then their children, `frontier` nodes at a time."""
-        import torch
-
-        done: list[tuple[TreeNode, NodeState]] = []
-        work = sorted(work, key=lambda item: item[0].length)  # similar spans together: little padding
-        for batch in chunks(work, self.backend.batch_size):
-            spans = [list(self.seqs[node.rep][node.start:node.end]) for node, _ in batch]
-            logits, cache = _forward(self.backend, [parent for _, parent in batch], spans)
-            states = [NodeState(cache, row) for row in range(len(batch))]
-            self.stats["forward_calls"] += 1
-            self.stats["tokens_run"] += sum(len(s) for s in spans)
-            ended = [(row, k) for row, (node, _) in enumerate(batch) for k in node.terminals]
-            if ended:
-                index = torch.tensor([row for row, _ in ended], dtype=torch.long, device=logits.device)
-                self.store(logits.index_select(0, index), [k for _, k in ended])
-            done += [(node, state) for (node, _), state in zip(batch, states) if node.children]
-        following = [(child, state) for node, state in done for child in node.children]
-        del done
-        while following:
-            part, following = following[:self.frontier], following[self.frontier:]
-            self._level(part)

@@ -225,14 +225,15 @@ class ResultStore:
             session.commit()
         return n
 
-    def artifacts(self, kind: str, partition_key: str | None = None, profile: str | None = None) -> list[Artifact]:
+    def artifacts(self, kind: str, partition_key: str | None = None, profile: str | None = None,
+                  limit: int | None = None) -> list[Artifact]:
         with Session(self.engine) as session:
             q = select(Artifact).where(Artifact.kind == kind, Artifact.current == True)  # noqa: E712
             if partition_key is not None:
                 q = q.where(Artifact.partition_key == partition_key)
             if profile is not None:
                 q = q.where(Artifact.profile == profile)
-            return list(session.exec(q.order_by(Artifact.pk)))
+            return list(session.exec(q.order_by(Artifact.pk).limit(limit)))
 
 
 def _listed(rows: Iterable[dict]) -> list[dict]:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 SNAPSHOT = Path(__file__).with_name("graph_snapshot.json")
 #: Variables that change the graph; unset in the subprocess so the snapshot is deterministic.
-GRAPH_VARIABLES = ("HLV_BERT_MNLI", "HLV_ROBERTA_MNLI", "HLV_REGISTRY_CRON", "HLV_REGISTRY_SENSOR_STATUS",
+GRAPH_VARIABLES = ("HLV_BERT_MNLI", "HLV_ROBERTA_MNLI", "HLV_MNLI_TRAIN", "HLV_MNLI_DEV", "HLV_REGISTRY_CRON",
+                   "HLV_REGISTRY_SENSOR_STATUS",
                    "HLV_REGISTRY_SCHEDULE_STATUS", "HLV_AUTOMATION_STATUS", "HLV_AUTOMATION_SECONDS",
                    "HLV_REGISTRY_SENSOR_SECONDS", "HLV_AUTOMATION_MAX_PER_TICK", "HLV_DB_URL", "DAGSTER_HOME")
 

@@ -27,6 +27,7 @@ def test_comparison_table_has_baselines_and_mjd_rows(store):
         same_items = {x["source"] for x in rows if x["items_sha256"] == r["items_sha256"] and x["source"] != "mjd"}
         assert same_items == {"chaosnli", "varierr", "mnli", "mnli-onehot", "uniform"}
         assert r["llm"] == "smollm2-135m" and r["conversion"] in ("softmax", "normalize") and r["n"] == 4
+        assert r["missing_letters"] == "refuse"  # the rule its judgment records were converted with
     ids = [r["id"] for r in rows]
     assert len(ids) == len(set(ids))
 
@@ -91,3 +92,23 @@ def test_the_jobs_page_main_job_submits_the_same_plan_as_one_backfill(tiny_graph
     assert subset.num_partitions_and_non_partitioned_assets == len(planned)
     targets = {k.to_user_string() for k in subset.asset_keys}
     assert targets == {a for a, _ in planned}
+
+
+def test_a_trial_judges_the_first_n_items_and_the_full_run_follows(tiny_graph, store, capsys):
+    """`hlv run mjd --items 2`: the stored MJD holds the first 2 items; the full run afterwards all 4; both
+    write a progress line in items."""
+    from hlv_assets.cli.run import run_steps
+    from hlv_assets.defs.jobs import Step
+
+    instance, defs = tiny_graph
+    key = str(judgment_key("smollm2-135m", "human"))
+    step = Step("mjd", "smollm2-135m/human")
+    run_steps([step], instance=instance, defs=defs, judge_items=2)
+    trial = store.distribution_frame("mjd", key, "tiny")
+    assert not trial.empty and trial.groupby("conversion").size().eq(2).all()
+    assert "2/2 items (100%)" in capsys.readouterr().err
+    run_steps([step], instance=instance, defs=defs)
+    full = store.distribution_frame("mjd", key, "tiny")
+    assert full.groupby("conversion").size().eq(4).all()
+    assert list(full.uid.unique()[:2]) == list(trial.uid.unique())
+    assert "4/4 items (100%)" in capsys.readouterr().err

@@ -60,7 +60,7 @@ def test_config_defaults_are_the_recipe_and_roundtrip_json(tmp_path):
     cfg = ft.FinetuneConfig(train_path="t.jsonl")
     assert (cfg.batch_size, cfg.learning_rate, cfg.epochs, cfg.max_length) == (4, 2e-5, 5, 128)
     assert (cfg.adam_eps, cfg.weight_decay, cfg.warmup_steps, cfg.eval_every) == (1e-6, 0.0, 0, 20)
-    assert (cfg.select_metric, cfg.seed, cfg.encoder) == ("macro_f1", 42, "minilm")
+    assert (cfg.selection, cfg.bf16, cfg.seed, cfg.encoder) == ("final", False, 42, "minilm")
     cfg2 = ft.FinetuneConfig(train_path="t.jsonl", anli_paths={"R1": "a"}, random_init=TINY, seed=7)
     path = tmp_path / "cfg.json"
     cfg2.to_json(path)
@@ -71,6 +71,19 @@ def test_config_defaults_are_the_recipe_and_roundtrip_json(tmp_path):
     with pytest.raises(ValueError):
         ft.FinetuneConfig()  # fine-tuning needs training data
     ft.FinetuneConfig(mode="zero_shot")  # zero-shot does not
+    with pytest.raises(ValueError, match="selection must be one of final, best-dev-macro-f1, "):
+        ft.FinetuneConfig(train_path="t.jsonl", selection="best")
+    with pytest.raises(ValueError, match="selection best-dev-accuracy needs dev evaluations"):
+        ft.FinetuneConfig(train_path="t.jsonl", selection="best-dev-accuracy")  # no dev_path
+    assert ft.FinetuneConfig(train_path="t", dev_path="d", selection="best-dev-kl-published").selection
+
+
+def test_selection_names_agree_with_the_settings():
+    from hlv_assets.lib import settings
+    from hlv_assets.lib.finetune.config import SELECTIONS, selection_metric
+
+    assert SELECTIONS == settings.FINETUNE_SELECTIONS
+    assert [selection_metric(s) for s in SELECTIONS] == [None, *ft.SELECTION_METRICS]
 
 
 def test_linear_schedule_without_warmup():
@@ -223,43 +236,83 @@ def test_training_decreases_loss_and_writes_a_safe_checkpoint(tiny_run):
     np.testing.assert_allclose([sum(r["probs"]) for r in preds["dev"]], 1.0, atol=1e-6)
 
 
-def test_best_checkpoint_is_chosen_by_dev_macro_f1(tiny_run):
+def _evaluate_checkpoint(folder: Path, path: str) -> dict:
+    model, tok = _load_checkpoint(folder)
+    items = ft.read_soft_items(path)
+    logits = predict_logits(model, tok, [d["premise"] for d in items], [d["hypothesis"] for d in items])
+    return chaosnli_metrics(logits, np.array([d["target"] for d in items]))
+
+
+def test_default_selection_reports_and_saves_the_final_model(tiny_run):
     config, out, metrics = tiny_run
+    assert config.selection == "final" and metrics["selection"] == "final" and metrics["precision"] == "fp32"
+    assert metrics["selected_step"] == metrics["total_steps"] == 16
     curve = metrics["training_curve"]
-    assert [p["step"] for p in curve] == [4, 8, 12, 16]
+    assert [p["step"] for p in curve] == [4, 8, 12, 16]  # dev evaluations during training are still logged
+    assert [p["selected"] for p in curve] == [False, False, False, True] and "best" not in curve[0]
+    # the written checkpoint is the final model, and the reported dev and test numbers are its evaluation
+    for split, path in (("dev", config.dev_path), ("test", config.test_path)):
+        again = _evaluate_checkpoint(out / "checkpoint", path)
+        for key in ("macro_f1", "weighted_f1", "accuracy"):
+            assert metrics[split][key] == again[key]
+        for key in ("kl_published", "ce_loss", "jsd"):
+            assert metrics[split][key] == pytest.approx(again[key], abs=1e-5)
+    assert metrics["dev"]["ce_loss"] == curve[-1]["dev_ce_loss"]
+    info = json.loads((out / "checkpoint" / "checkpoint.json").read_text())
+    assert (info["selection"], info["selected_step"], info["seed"], info["precision"]) == ("final", 16, 13, "fp32")
+
+
+def test_best_dev_selection_is_opt_in_and_picks_the_best(tiny_data, tmp_path):
+    config = tiny_config(tiny_data, selection="best-dev-macro-f1", max_steps=8, eval_every=2, anli_paths={})
+    metrics = ft.run_finetune(config, tmp_path)
+    curve = metrics["training_curve"]
     f1s = [p["dev_macro_f1"] for p in curve]
     best = curve[int(np.argmax(f1s))]  # first maximum: ties keep the earlier step
-    assert metrics["best_step"] == best["step"]
-    assert metrics["dev"]["macro_f1"] == best["dev_macro_f1"]
-    # the written checkpoint is that step's model: its dev CE (a continuous quantity) matches the curve
-    model, tok = _load_checkpoint(out / "checkpoint")
-    dev = ft.read_soft_items(config.dev_path)
-    logits = predict_logits(model, tok, [d["premise"] for d in dev], [d["hypothesis"] for d in dev])
-    m = chaosnli_metrics(logits, np.array([d["target"] for d in dev]))
-    assert m["macro_f1"] == best["dev_macro_f1"]
-    assert m["ce_loss"] == pytest.approx(best["dev_ce_loss"], abs=1e-5)
-    preds = json.loads((out / "predictions.json").read_text())
-    np.testing.assert_allclose(
-        [r["probs"] for r in preds["dev"]], np.exp(logits) / np.exp(logits).sum(1, keepdims=True), atol=1e-5
-    )
+    assert metrics["selection"] == "best-dev-macro-f1" and metrics["selected_step"] == best["step"]
+    assert [p["selected"] for p in curve] == [p["step"] == best["step"] for p in curve]
+    assert metrics["dev"]["macro_f1"] == best["dev_macro_f1"] == max(f1s)
+    again = _evaluate_checkpoint(tmp_path / "checkpoint", config.dev_path)
+    assert again["macro_f1"] == best["dev_macro_f1"]
+    assert again["ce_loss"] == pytest.approx(best["dev_ce_loss"], abs=1e-5)
+    assert json.loads((tmp_path / "checkpoint" / "checkpoint.json").read_text())["selection"] == "best-dev-macro-f1"
 
 
 def test_selection_keeps_an_earlier_step(tiny_data, tmp_path, monkeypatch):
     # force the selection metric to peak at the 2nd of 3 evaluations: the checkpoint must be step 4's
     scripted = iter([0.1, 0.9, 0.5])
     monkeypatch.setattr(ft_training, "_selection_value", lambda metrics, name: next(scripted))
-    config = tiny_config(tiny_data, max_steps=6, eval_every=2, test_path=None, anli_paths={})
+    config = tiny_config(tiny_data, max_steps=6, eval_every=2, test_path=None, anli_paths={},
+                         selection="best-dev-ce-loss")
     metrics = ft.run_finetune(config, tmp_path)
-    assert metrics["best_step"] == 4 and metrics["total_steps"] == 6
+    assert metrics["selected_step"] == 4 and metrics["total_steps"] == 6
     step4 = next(p for p in metrics["training_curve"] if p["step"] == 4)
     step6 = next(p for p in metrics["training_curve"] if p["step"] == 6)
     assert metrics["dev"]["ce_loss"] == step4["dev_ce_loss"] != step6["dev_ce_loss"]
-    model, tok = _load_checkpoint(tmp_path / "checkpoint")
-    dev = ft.read_soft_items(config.dev_path)
-    logits = predict_logits(model, tok, [d["premise"] for d in dev], [d["hypothesis"] for d in dev])
-    assert chaosnli_metrics(logits, np.array([d["target"] for d in dev]))["ce_loss"] == pytest.approx(
+    assert _evaluate_checkpoint(tmp_path / "checkpoint", config.dev_path)["ce_loss"] == pytest.approx(
         step4["dev_ce_loss"], abs=1e-5
     )
+
+
+def test_losses_are_read_from_the_device_only_at_log_and_eval_points(tiny_data, monkeypatch):
+    # CUDA: a read is a host sync; the steps between log / eval points must not wait for the GPU
+    reads = []
+    original = ft_training._LossLog.read
+
+    def counting(self):
+        reads.append(len(self._pending))
+        return original(self)
+
+    monkeypatch.setattr(ft_training._LossLog, "read", counting)
+    config = tiny_config(tiny_data, max_steps=12, eval_every=6, test_path=None, anli_paths={})
+    events = []
+    metrics = ft.run_finetune(config, reporter=events.append)
+    # step 1 and 10 (log), 6 and 12 (eval), the end: each read takes the losses pending since the last one
+    assert reads == [1, 5, 4, 2, 0]
+    assert [e["step"] for e in events if e["event"] in ("step", "eval")] == [1, 6, 10, 12]
+    assert len(metrics["train_loss"]) == 12 and all(isinstance(v, float) for v in metrics["train_loss"])
+    step10 = next(e for e in events if e.get("step") == 10)
+    assert step10["loss"] == metrics["train_loss"][9]
+    assert metrics["training_curve"][0]["train_loss"] == pytest.approx(np.mean(metrics["train_loss"][:6]))
 
 
 def test_same_seed_same_run(tiny_run, tmp_path):

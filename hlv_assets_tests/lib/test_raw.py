@@ -28,6 +28,14 @@ def test_real_row_counts_and_join(data_dir, chaos, varierr):
     dev = raw.load_chaos_split(data_dir / raw.CHAOS_DEV, chaos, "dev")
     test = raw.load_chaos_split(data_dir / raw.CHAOS_TEST, chaos, "test")
     assert (len(dev), len(test)) == (629, 629)
+    # ChaosNLI's majority label, as released: first line {c: 20, e: 12, n: 68} -> n; a 100-vote tie keeps the
+    # release's pick, which argmax with ties to the first label does not always give
+    assert chaos.majority_label.iloc[0] == "n"
+    tied = chaos[[sorted(c)[-1] == sorted(c)[-2] for c in chaos.hjd_counts]]
+    assert len(tied) == 14 and any("enc"[c.index(max(c))] != m for c, m in zip(tied.hjd_counts, tied.majority_label))
+    assert dev.majority_label.notna().all() and test.majority_label.notna().all()
+    assert dict(zip(dev.uid, dev.majority_label)) == {u: m for u, m in zip(chaos.uid, chaos.majority_label)
+                                                      if u in set(dev.uid)}
     assert (
         len(set(dev.uid) | set(test.uid) | set(items.uid)) == 1599
     )  # disjoint, and together all of ChaosNLI-MNLI

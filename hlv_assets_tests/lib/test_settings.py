@@ -61,3 +61,38 @@ def test_verification_mode_reaches_the_data_source(monkeypatch, tmp_path):
         DataSource.from_env()
     with pytest.raises(SettingsError, match="verify='lenient'"):
         DataSource(Path(tmp_path), verify="lenient")
+
+
+def test_finetune_seeds_selection_and_precision_override_the_profile(tmp_path):
+    from hlv_assets.lib.profiles import PROFILES, get_profile
+
+    for name, profile in PROFILES.items():  # every profile: the authors' weights, seed and arithmetic
+        assert (profile.finetune_selection, profile.finetune_precision) == ("final", "fp32"), name
+    assert PROFILES["paper"].finetune_seeds == (42,)
+    env = {"HLV_FINETUNE_SEEDS": "42,43,44", "HLV_FINETUNE_SELECTION": "best-dev-macro-f1",
+           "HLV_FINETUNE_PRECISION": "bf16", "HLV_HOME": str(tmp_path)}
+    paper = get_profile("paper", env)
+    assert (paper.finetune_seeds, paper.finetune_selection, paper.finetune_precision) == (
+        (42, 43, 44), "best-dev-macro-f1", "bf16")
+    assert get_profile("paper", {}) == PROFILES["paper"]
+    tags = settings.load_settings(env).run_tags()
+    assert (tags["hlv/finetune_seeds"], tags["hlv/finetune_selection"], tags["hlv/finetune_precision"]) == (
+        "42,43,44", "best-dev-macro-f1", "bf16")
+    assert "hlv/finetune_seeds" not in settings.load_settings({}).run_tags()
+
+
+@pytest.mark.parametrize("var, value, line", [
+    ("HLV_FINETUNE_SEEDS", "42,42", "HLV_FINETUNE_SEEDS='42,42' is not a list of seeds; accepted: distinct "
+     "non-negative integers separated by commas (e.g. 42 or 42,43,44), or unset for the profile's"),
+    ("HLV_FINETUNE_SEEDS", "42 43", "HLV_FINETUNE_SEEDS='42 43' is not a list of seeds; accepted: distinct "
+     "non-negative integers separated by commas (e.g. 42 or 42,43,44), or unset for the profile's"),
+    ("HLV_FINETUNE_SELECTION", "best", "HLV_FINETUNE_SELECTION='best' is not a checkpoint selection; accepted: "
+     "final, best-dev-macro-f1, best-dev-weighted-f1, best-dev-accuracy, best-dev-kl-published, "
+     "best-dev-ce-loss (default final: the last step's weights)"),
+    ("HLV_FINETUNE_PRECISION", "fp16", "HLV_FINETUNE_PRECISION='fp16' is not a training precision; accepted: "
+     "fp32 (default) or bf16 (autocast, on GPUs that support it)"),
+])
+def test_a_wrong_finetune_setting_is_one_line(var, value, line):
+    with pytest.raises(SettingsError) as info:
+        settings.load_settings({var: value})
+    assert str(info.value) == line

@@ -1,15 +1,19 @@
 """A real HTTP server on 127.0.0.1 that speaks enough of the OpenAI chat-completions API to test a client.
 
 `FakeOpenAIServer` (http.server in a background thread) answers `POST /v1/chat/completions`, checks the Bearer
-key (a wrong key gets a 401 whose body echoes the key, as OpenAI's does in part), and injects faults per
-prompt: each request for a prompt consumes the next entry of `faults[prompt]`:
+key (a wrong key gets a 401 whose body echoes the key, as OpenAI's does in part; with `api_key=None` it is a
+keyless server, like a local llama.cpp or vLLM one, that answers 401 to any request carrying an Authorization
+header at all), and injects faults per prompt: each request for a prompt consumes the next entry of
+`faults[prompt]`:
 
     "429:<s>"   HTTP 429 with `Retry-After: <s>`       "500", "503"  server errors
     "hang"      no answer until the client gives up      "malformed"   200 with truncated JSON
     "nochoices" 200 with JSON lacking `choices`          "400"         a non-retryable client error
 
-It records every attempt (time, prompt, outcome), the request bodies, and the number of requests in progress
-at once (a hung request stops counting when the client closes its connection).
+First-token top log-probabilities come from `top_logprobs[prompt]`, else `top_for(prompt)` when set, else
+DEFAULT_TOP. It records every attempt (time, prompt, outcome), the request bodies, each request's Authorization
+header (None when absent), and the number of requests in progress at once (a hung request stops counting when
+the client closes its connection).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import socket
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DEFAULT_TOP = [("A", -0.4), ("B", -1.3), ("C", -2.2), (" A", -3.0), ("The", -3.5)]
@@ -31,8 +36,10 @@ def answer_text(prompt: str) -> str:
 
 
 class FakeOpenAIServer:
-    def __init__(self, api_key: str = "sk-test-key", *, latency_s: float = 0.0, hang_s: float = 5.0) -> None:
+    def __init__(self, api_key: str | None = "sk-test-key", *, latency_s: float = 0.0, hang_s: float = 5.0,
+                 top_for: Callable[[str], list[tuple[str, float]]] | None = None) -> None:
         self.api_key = api_key
+        self.top_for = top_for
         self.latency_s = latency_s
         self.hang_s = hang_s
         self.faults: dict[str, list[str]] = {}
@@ -40,7 +47,7 @@ class FakeOpenAIServer:
         self.attempts: Counter = Counter()
         self.events: list[tuple[float, str, str]] = []
         self.bodies: list[dict] = []
-        self.auth_headers: list[str] = []
+        self.auth_headers: list[str | None] = []
         self.in_progress = 0
         self.max_in_progress = 0
         self._lock = threading.Lock()
@@ -138,15 +145,18 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
-        auth = self.headers.get("Authorization", "")
+        auth = self.headers.get("Authorization")
         with fake._lock:
             fake.bodies.append(body)
             fake.auth_headers.append(auth)
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._send(404, b'{"error": {"message": "not found"}}')
             return
-        if auth != f"Bearer {fake.api_key}":
-            provided = auth.removeprefix("Bearer ")
+        if fake.api_key is None and auth is not None:
+            self._send(401, b'{"error": {"message": "this server takes no API key", "code": "unexpected_key"}}')
+            return
+        if fake.api_key is not None and auth != f"Bearer {fake.api_key}":
+            provided = (auth or "").removeprefix("Bearer ")
             message = {
                 "error": {"message": f"Incorrect API key provided: {provided}.", "code": "invalid_api_key"}
             }
@@ -186,7 +196,9 @@ class _Handler(BaseHTTPRequestHandler):
         usage_in = len(prompt.split())
         if body.get("logprobs"):
             k = int(body.get("top_logprobs") or 0)
-            top = self.fake.top_logprobs.get(prompt, DEFAULT_TOP)[:k]
+            fake = self.fake
+            top = fake.top_logprobs.get(prompt) or (fake.top_for(prompt) if fake.top_for else DEFAULT_TOP)
+            top = top[:k]
             first = top[0] if top else ("A", -0.1)
             content = first[0]
             logprobs = {

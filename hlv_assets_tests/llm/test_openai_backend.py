@@ -138,6 +138,8 @@ def test_label_logits_top_k_and_missing_letter_is_none(server):
     assert math.isclose(s_all.letter_mass, math.exp(-1.9) + math.exp(-0.2) + math.exp(-2.5))
     assert s_missing.scores == [-0.1, -2.6, None]  # " C" is not "C"; the real "C" is outside the top 3
     assert s_missing.letter_mass is None
+    # the smallest log-probability of each returned top-3 list (what the `floor` rule fills in)
+    assert s_all.top_k_floor == -2.5 and s_missing.top_k_floor == -3.0
     body = server.bodies[-1]
     assert body["logprobs"] is True and body["top_logprobs"] == 3 and body["max_tokens"] == 1
 
@@ -147,6 +149,7 @@ def test_label_logits_top_k_and_missing_letter_is_none(server):
     first = cached.label_logits(["C missing"])
     again = cached.label_logits(["C missing"])
     assert first[0].scores == again[0].scores == [-0.1, -2.6, None] and again[0].cached
+    assert again[0].top_k_floor == -3.0
     assert server.attempts["C missing"] == 2  # one direct, one through the cache, none for the hit
 
 
@@ -208,11 +211,17 @@ def test_missing_key_names_the_variable_not_a_value(server, monkeypatch):
 
 
 @pytest.mark.parametrize("keyless", [None, ""])  # "" is what `--option api_key_env=` registers
-def test_no_key_for_local_servers(server, keyless):
-    backend = make_backend(server, api_key_env=keyless)
-    with pytest.raises(PartialBatchError, match="HTTP 401"):
-        backend.generate(["q"])
-    assert server.auth_headers[-1] == ""
+def test_no_key_and_no_authorization_header_for_local_servers(keyless, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-be-sent")  # a key in the usual variable is not picked up
+    monkeypatch.setenv(ENV, KEY)
+    with FakeOpenAIServer(api_key=None) as local:  # answers 401 to any request with an Authorization header
+        backend = make_backend(local, api_key_env=keyless)
+        assert backend.generate(["q"])[0].text == answer_text("q")
+        assert backend.label_logits(["q"])[0].scores == [-0.4, -1.3, -2.2]
+        assert local.auth_headers == [None, None]  # the header is absent, not empty
+        keyed = make_backend(local)  # the server does reject a key: the test above can fail
+        with pytest.raises(PartialBatchError, match="HTTP 401"):
+            keyed.generate(["q"])
 
 
 def test_parse_retry_after_forms():

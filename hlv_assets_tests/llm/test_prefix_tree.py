@@ -68,3 +68,35 @@ def test_tree_equals_one_forward_per_prompt_on_the_full_grid(tiny_llama_backend,
         a = J.mjd_from_scores(J.records_from_scores(grid, got), conversion)
         b = J.mjd_from_scores(J.records_from_scores(grid, expected), conversion)
         assert max(abs(u - v) for k in a for u, v in zip(a[k], b[k], strict=True)) <= TOL
+
+
+def test_tree_on_a_model_whose_head_is_not_plain_runs_the_model_head(tiny_llama_backend, monkeypatch):
+    """Models outside PLAIN_HEAD_TYPES (soft-capped or scaled logits) get the model's own head on the columns
+    holding an end (`logits_to_keep`): the same numbers."""
+    import hlv_assets.llm.transformers_tree as T
+
+    prompts = [p.prompt for p in _full_grid(1)]
+    expected = tiny_llama_backend(prefix_reuse=False, batch_size=32).label_logits(prompts)
+    monkeypatch.setattr(T, "PLAIN_HEAD_TYPES", frozenset())
+    got = tiny_llama_backend(prefix_tree=True, batch_size=8).label_logits(prompts)
+    assert _max_gap(got, expected) <= TOL
+
+
+def test_packed_rows_hold_small_subtrees_whole_and_expand_large_children():
+    from hlv_assets.llm.transformers_tree import plan_rows, subtree_sizes
+
+    # root -> [1,2,3] (a 3-token head) -> two children: a 2-token leaf and a 6-token chain with two leaves
+    seqs = [[1, 2, 3, 4, 5], [1, 2, 3, 6, 7, 8, 9, 10, 11], [1, 2, 3, 6, 7, 8, 9, 12]]
+    root = build_prefix_tree(seqs)
+    sizes = subtree_sizes(root)
+    assert sizes[id(root)] == tree_tokens(root) == 3 + 2 + 4 + 2 + 1
+    head = root.children[0]
+    rows = plan_rows(head, None, sizes, row_tokens=4)
+    # the 2-token leaf fits whole; the 7-token subtree does not: its own span runs, to be expanded later
+    whole = [r for r in rows if not r.expand]
+    expanded = [r for r in rows if r.expand]
+    assert [n.length for r in whole for n in r.nodes] == [2]
+    assert len(expanded) == 1 and [n.length for n in expanded[0].nodes] == [4]
+    rows = plan_rows(head, None, sizes, row_tokens=16)  # everything fits: one row, depth first, parents first
+    assert len(rows) == 1 and not rows[0].expand
+    assert [n.length for n in rows[0].nodes] == [2, 4, 2, 1] and rows[0].up == [-1, -1, 1, 1]

@@ -182,7 +182,7 @@ def test_importing_the_registry_stays_light():
 def test_every_allowed_option_is_a_constructor_argument():
     import inspect
 
-    from hlv_assets.llm.registry import OPTIONS
+    from hlv_assets.llm.registry import JUDGE_OPTIONS, OPTIONS
     from hlv_assets.llm.transformers_backend import TransformersBackend
 
     price_options = {"price_input_per_1m", "price_output_per_1m"}  # turned into price=Price(...)
@@ -192,4 +192,5 @@ def test_every_allowed_option_is_a_constructor_argument():
         ("openai", OpenAIBackend),
     ):
         accepted = set(inspect.signature(cls).parameters)
-        assert OPTIONS[backend] - price_options <= accepted, backend
+        assert OPTIONS[backend] - price_options - JUDGE_OPTIONS <= accepted, backend
+        assert not JUDGE_OPTIONS & accepted  # judging options never reach a backend

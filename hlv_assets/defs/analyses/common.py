@@ -75,19 +75,20 @@ def stored_hjd(store, profile: str) -> pd.DataFrame:
 
 
 def partition_judge(context: dg.AssetExecutionContext, llms, profile: str):
-    """(slug, cached LLM logging its progress) of the judge this partition names; a partition of an LLM
-    without label logits fails saying so."""
+    """(slug, cached LLM logging its progress, its missing-letters rule) of the judge this partition names; a
+    partition of an LLM without label logits fails saying so."""
     slug = context.partition_key
     spec = llms.spec(slug)
     if "label_logits" not in spec.capabilities:
         raise dg.Failure(f"{slug} exposes no label logits (capabilities {sorted(spec.capabilities)}): it can "
                          "explain but not judge, so it has no replacement or preference analysis")
-    return slug, llms.cached(slug, profile, progress=context.log.info)
+    return slug, llms.cached(slug, profile, progress=context.log.info), spec.missing_letters()
 
 
-def judge_options(orders: int | None, sizes: AnalysisSizes) -> JudgeOptions:
+def judge_options(orders: int | None, sizes: AnalysisSizes, missing_letters: str = "refuse") -> JudgeOptions:
+    """The analysis's judging options: its explanation orders and the judge's rule for missing letters."""
     k = sizes.orders if orders is None else orders
-    return JudgeOptions(orders="all" if not k else int(k))
+    return JudgeOptions(orders="all" if not k else int(k), missing_letters=missing_letters)
 
 
 class SetJudge:

@@ -102,7 +102,8 @@ def _workbook_rows(rows, rule, rule_key: dict, selections: dict, human_sets, ite
 
 
 def _mjd_rows(context, llm, slug: str, config: PreferenceConfig, items: pd.DataFrame, hjd: pd.DataFrame,
-              selections: dict, human_sets, rule_key: dict, profile: str) -> tuple[list[dict], pd.DataFrame]:
+              selections: dict, human_sets, rule_key: dict, profile: str,
+              missing_letters: str) -> tuple[list[dict], pd.DataFrame]:
     """This judge's MJD without explanations, with the human ones and with each selection, against the HJD."""
     sizes = analysis_sizes(profile)
     validated = list(next(iter(selections.values())).items)
@@ -110,7 +111,7 @@ def _mjd_rows(context, llm, slug: str, config: PreferenceConfig, items: pd.DataF
     positions = [k for k, item in enumerate(validated) if items.uid[item] in set(hjd.uid)]
     positions = positions[:n] if n else positions
     chosen = items.iloc[[validated[k] for k in positions]]
-    options = judge_options(config.orders, sizes)
+    options = judge_options(config.orders, sizes, missing_letters)
     sets = {"none": [[] for _ in positions], "human": [human_sets[validated[k]] for k in positions]}
     sets.update({name: [list(sel.explanations[k]) for k in positions] for name, sel in selections.items()})
     params = {**rule_key, "explanation_orders": str(options.orders)}
@@ -144,7 +145,7 @@ def preference_selection(context: dg.AssetExecutionContext, config: PreferenceCo
     each selection, against the HJD (rows of this judge's partition). One partition per judge; the asset page
     shows both tables."""
     profile = settings.profile
-    slug, llm = partition_judge(context, llms, profile)
+    slug, llm, missing_letters = partition_judge(context, llms, profile)
     store = results.store()
     hjd = stored_hjd(store, profile)
     items = ordered_items(hlv_items)
@@ -161,7 +162,8 @@ def preference_selection(context: dg.AssetExecutionContext, config: PreferenceCo
     workbook_rows = _workbook_rows(rows, rule, rule_key, selections, human_sets, items, profile)
     store.replace_rows("preference_selection", workbook_rows, asset_key="preference_selection",
                        partition_key="workbook", profile=profile, lineage=lineage(context, xlsx_sha))
-    mjd_rows, chosen = _mjd_rows(context, llm, slug, config, items, hjd, selections, human_sets, rule_key, profile)
+    mjd_rows, chosen = _mjd_rows(context, llm, slug, config, items, hjd, selections, human_sets, rule_key, profile,
+                                 missing_letters)
     store.replace_rows("preference_selection", mjd_rows, asset_key="preference_selection", partition_key=slug,
                        profile=profile, lineage=lineage(context, xlsx_sha + items_sha256(chosen.uid)))
     return dg.MaterializeResult(metadata={

@@ -92,7 +92,7 @@ def replacement_curves(context: dg.AssetExecutionContext, config: ReplacementCon
     rows as a table and the curve (PNG under `data/reports/<profile>/`)."""
     profile = settings.profile
     sizes = analysis_sizes(profile)
-    slug, llm = partition_judge(context, llms, profile)
+    slug, llm, missing_letters = partition_judge(context, llms, profile)
     store = results.store()
     hjd = stored_hjd(store, profile)
     items = ordered_items(hlv_items)
@@ -104,7 +104,7 @@ def replacement_curves(context: dg.AssetExecutionContext, config: ReplacementCon
         rs=rs, kinds=config.kinds, seed=config.seed, order=config.order, noise_same_label=config.noise_same_label,
         noise_keep_slot_label=config.noise_keep_slot_label,
         noise_pool=[pairs(x) for x in items.human_explanations], items=list(chosen.item_index))
-    options = judge_options(config.orders, sizes)
+    options = judge_options(config.orders, sizes, missing_letters)
     params = {"model_set": config.model_set, "seed": config.seed, "order": config.order,
               "noise_same_label": config.noise_same_label, "noise_keep_slot_label": config.noise_keep_slot_label,
               "explanation_orders": str(options.orders)}

@@ -12,22 +12,31 @@ import pandas as pd
 from hlv_assets.defs.lineage import lineage
 from hlv_assets.lib.comparison import baseline_rows, comparison_row
 from hlv_assets.lib.distributions import items_sha256
+from hlv_assets.lib.missing_letters import DEFAULT_MISSING_LETTERS
 from hlv_assets.store.results import ResultStore
 
 TABLE = "distribution_comparison"
 
 
 def mjd_rows(hjd: pd.DataFrame, mjd: pd.DataFrame, *, profile: str, judge: str, explanations: str,
-             item_set: str) -> tuple[list[dict], list[str]]:
+             item_set: str, missing_letters: str | None) -> tuple[list[dict], list[str]]:
     """One comparison row per conversion of an MJD frame (`uid, conversion, p_e, p_n, p_c`), in conversion
-    order (normalize, softmax), and the MJD's uids."""
+    order (normalize, softmax), and the MJD's uids; each row records the judge's `missing_letters` rule."""
     rows, uids = [], []
     for conversion, dist in mjd.groupby("conversion", sort=True):
         dist = dist.drop(columns="conversion").reset_index(drop=True)
         uids = list(dist.uid)
         rows.append(comparison_row(hjd, dist, source="mjd", profile=profile, llm=judge, explanations=explanations,
-                                   conversion=conversion, item_set=item_set))
+                                   conversion=conversion, item_set=item_set,
+                                   extra={"missing_letters": missing_letters}))
     return rows, uids
+
+
+def judged_missing_letters(store: ResultStore, partition_key: str, profile: str) -> str | None:
+    """The `missing_letters` rule the stored judgment records of an MJD partition were converted with (records
+    from before the rule existed: `refuse`, the only behaviour then); None when no record is stored."""
+    first = store.artifacts("judgment", partition_key, profile, limit=1)
+    return first[0].data.get("missing_letters", DEFAULT_MISSING_LETTERS) if first else None
 
 
 def store_mjd_comparison(context: dg.AssetExecutionContext, store: ResultStore, *, hjd: pd.DataFrame,
@@ -39,7 +48,9 @@ def store_mjd_comparison(context: dg.AssetExecutionContext, store: ResultStore, 
     per distinct item subset, shared by every MJD on it. Returns (all rows written, the MJD's uids)."""
     if mjd.empty:
         raise dg.Failure(f"no MJD for {judge}/{explanations}: materialize its judgment asset first")
-    rows, uids = mjd_rows(hjd, mjd, profile=profile, judge=judge, explanations=explanations, item_set=item_set)
+    rule = judged_missing_letters(store, context.partition_key, profile)
+    rows, uids = mjd_rows(hjd, mjd, profile=profile, judge=judge, explanations=explanations, item_set=item_set,
+                          missing_letters=rule)
     lin = lineage(context, items_sha256(uids))
     asset = context.asset_key.to_user_string()
     store.replace_rows(TABLE, rows, asset_key=asset, partition_key=context.partition_key, profile=profile,

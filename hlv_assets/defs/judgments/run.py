@@ -1,6 +1,8 @@
 """One judgment partition, shared by `mjd` (the 341) and `item_set_mjd` (a user's set): judge, run the two
 blocking checks, and only if both pass store the raw scores and yield the MJDs (the IO manager stores them)."""
 
+import sys
+
 import dagster as dg
 import pandas as pd
 
@@ -8,7 +10,15 @@ from hlv_assets.defs.checks import commit_if_passed, distribution_check_result
 from hlv_assets.defs.lineage import frame_metadata, frame_sha256, lineage
 from hlv_assets.defs.partitions import display_partition
 from hlv_assets.lib.distributions import items_sha256
-from hlv_assets.lib.mjd_run import JudgeOptions, judge, letter_mass_report, mjd_frames, raw_score_summary
+from hlv_assets.lib.judgments import count_missing
+from hlv_assets.lib.mjd_run import (
+    JudgeOptions,
+    judge,
+    letter_mass_report,
+    missing_letter_refusal,
+    mjd_frames,
+    raw_score_summary,
+)
 
 LETTER_MASS_CHECK = "letter_mass"
 
@@ -23,6 +33,16 @@ class JudgeConfig(dg.Config):
     max_low_mass_share: float = 0.5
 
 
+def progress_log(context: dg.AssetExecutionContext):
+    """Progress lines to the run's log (the UI) and to stderr (`hlv run` shows only warnings of the run log;
+    a daemon-launched run keeps stderr in its compute logs)."""
+    def log(line: str) -> None:
+        context.log.info(line)
+        print(line, file=sys.stderr, flush=True)
+
+    return log
+
+
 def judge_partition(context: dg.AssetExecutionContext, config: JudgeConfig, explanations: pd.DataFrame, *,
                     judge_slug: str, settings, results, llms, asset_key: str, item_set: str, input_name: str):
     profile = settings.get()
@@ -34,9 +54,13 @@ def judge_partition(context: dg.AssetExecutionContext, config: JudgeConfig, expl
     items = explanations if n_items is None else explanations.head(n_items)
     orders = config.orders if config.orders is not None else profile.explanation_orders
     options = JudgeOptions(orders="all" if not orders else orders, explicit=config.explicit,
-                           min_letter_mass=config.min_letter_mass, max_low_mass_share=config.max_low_mass_share)
-    llm = llms.cached(judge_slug, settings.profile, progress=context.log.info)
-    _, records = judge(llm, items, options)
+                           min_letter_mass=config.min_letter_mass, max_low_mass_share=config.max_low_mass_share,
+                           missing_letters=spec.missing_letters())
+    llm = llms.cached(judge_slug, settings.profile)
+    _, records = judge(llm, items, options, progress=progress_log(context))
+    refusal = missing_letter_refusal(records)
+    if refusal:  # nothing is stored: neither the raw scores nor an MJD from fewer prompts
+        raise dg.Failure(f"{asset_key}[{display_partition(context.partition_key)}]: {refusal}")
     frame, refused = mjd_frames(records, options.temperature)
     mass = letter_mass_report(records, options)
     expected = len(items) * frame.conversion.nunique() if len(frame) else len(items)
@@ -58,6 +82,8 @@ def judge_partition(context: dg.AssetExecutionContext, config: JudgeConfig, expl
         "judge": dg.MetadataValue.json(llm.identity().as_dict()), "items": len(items), "prompts": len(records),
         "llm_calls": counters.get("misses", 0), "cache_hits": counters.get("hits", 0),
         "refused_conversions": dg.MetadataValue.json(refused), "letter_mass": dg.MetadataValue.json(mass),
+        "missing_letters": options.missing_letters,
+        "prompts_missing_letters": sum(count_missing(records).values()),
         "raw_scores": dg.MetadataValue.json(raw_score_summary(records)),
         "explanation_orders": str(options.orders), "items_sha256": items_sha256(items.uid), "item_set": item_set,
     })

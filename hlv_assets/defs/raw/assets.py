@@ -17,7 +17,7 @@ def _output(frame: pd.DataFrame, inputs: dict[str, str]) -> dg.Output:
     return dg.Output(frame, metadata=frame_metadata(frame, inputs), data_version=dg.DataVersion(frame_sha256(frame)))
 
 
-@dg.asset(**RAW, code_version=versioned("chaosnli-v1"))
+@dg.asset(**RAW, code_version=versioned("chaosnli-v2"))
 def chaosnli_mnli(data: DataSourceResource) -> dg.Output[pd.DataFrame]:
     """ChaosNLI-MNLI: 1,599 items with the 100-vote HJD, vote counts and the 5 original MNLI labels."""
     src = data.source()
@@ -46,7 +46,7 @@ def _split_asset(name: str, rel: str, split: str):
     description = (f"ChaosNLI-MNLI {split} split of the fine-tuning recipe (629 items, soft ChaosNLI HJD targets), "
                    f"read from `{rel}` and joined to `chaosnli_mnli` for the uid; an input of every `finetune_*` asset.")
 
-    @dg.asset(name=name, **RAW, code_version=versioned("chaos-split-v1"), description=description)
+    @dg.asset(name=name, **RAW, code_version=versioned("chaos-split-v2"), description=description)
     def _asset(data: DataSourceResource, chaosnli_mnli: pd.DataFrame) -> dg.Output[pd.DataFrame]:
         src = data.source()
         frame = raw.load_chaos_split(src.path(rel), chaosnli_mnli, split)

@@ -18,7 +18,7 @@ class TrainingLauncher(dg.ConfigurableResource):
 
     `mode`: `pipes` (default: through the `gpu` launcher, a Pipes subprocess locally or a GPU pod on a
     cluster), `subprocess` (a plain child process) or `inprocess` (debugging). The entry point needs only
-    torch, transformers and safetensors. `device`: auto, cpu or cuda[:N]; bf16 is used on GPUs that support it.
+    torch, transformers and safetensors. `device`: auto, cpu or cuda[:N]; fp32 unless HLV_FINETUNE_PRECISION=bf16 (then on GPUs that support it).
     On a cluster, `hlv_assets/defs/gpu.py`'s launcher runs the same entry point in a GPU pod (see deploy/).
     """
 

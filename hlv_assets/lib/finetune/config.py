@@ -16,6 +16,16 @@ from hlv_assets.lib.finetune.files import atomic_write_text
 Reporter = Callable[[dict[str, Any]], None]
 
 SELECTION_METRICS = ("macro_f1", "weighted_f1", "accuracy", "neg_kl_published", "neg_ce_loss")
+#: which weights a run reports and saves: `final` (the last step's, the authors' effective procedure, SPEC §5) or
+#: `best-dev-<metric>` (the best dev evaluation by that metric; `neg_` metrics: the lowest value wins)
+SELECTIONS = ("final", *(f"best-dev-{m.removeprefix('neg_').replace('_', '-')}" for m in SELECTION_METRICS))
+
+
+def selection_metric(selection: str) -> str | None:
+    """The dev metric a `best-dev-*` selection maximises (a SELECTION_METRICS name); None for `final`."""
+    if selection == "final":
+        return None
+    return SELECTION_METRICS[SELECTIONS.index(selection) - 1]
 
 
 @dataclass
@@ -29,16 +39,19 @@ class FinetuneConfig:
     Model: encoder ("minilm" = embedded all-MiniLM-L6-v2, a local folder or a cached HF id); tokenizer
       (default: the encoder's); random_init (BertConfig overrides: a randomly initialised BERT instead of
       the encoder's weights); head ("auto" / "fresh" / "keep", see `encoders.build_classifier`);
-      local_files_only (never download).
+      head_labels (the names of the checkpoint head's outputs 0, 1, 2 when its config does not name them)
+      and head_labels_setting (where the user sets them, named in a refusal); local_files_only (never download).
     Recipe: seed, batch_size, learning_rate, epochs, max_steps (overrides epochs when set), max_length,
       adam_eps, adam_betas, weight_decay, warmup_steps, max_grad_norm (None: no clipping),
       fused_optimizer (torch's fused AdamW kernel, same update rule; ~4x faster steps on CPU; falls
       back to the plain implementation where unsupported).
-    Selection: eval_every (steps; 0 = only at the end), eval_at_end (also evaluate after the last step
-      when it is not a multiple of eval_every), select_metric (on dev; ties keep the earlier step).
+    Selection: selection (`final`: the weights after the last step are reported and saved, as the authors'
+      runs effectively did; `best-dev-macro-f1` etc.: the best dev evaluation by that metric, ties keep the
+      earlier step), eval_every (dev evaluations during training, logged in the curve; steps, 0 = none),
+      eval_at_end (also evaluate after the last step when it is not a multiple of eval_every).
     Evaluation: eval_batch_size, sort_eval_by_length.
-    Runtime: device ("auto" / "cpu" / "cuda" / "cuda:N"), bf16 (autocast to bfloat16, CUDA only and where
-      supported), num_threads (torch CPU threads; None leaves torch's default), save_checkpoint,
+    Runtime: device ("auto" / "cpu" / "cuda" / "cuda:N"), bf16 (opt-in autocast to bfloat16, CUDA only and
+      where supported; default fp32 as the authors trained), num_threads (torch CPU threads; None leaves torch's default), save_checkpoint,
       mode ("finetune" or "zero_shot"), run_name (free text carried into the outputs).
     """
 
@@ -50,6 +63,8 @@ class FinetuneConfig:
     tokenizer: str | None = None
     random_init: dict[str, Any] | None = None
     head: str = "auto"
+    head_labels: list[str] | None = None
+    head_labels_setting: str = "head_labels"
     local_files_only: bool = True
     seed: int = 42
     batch_size: int = 4
@@ -65,11 +80,11 @@ class FinetuneConfig:
     fused_optimizer: bool = True
     eval_every: int = 20
     eval_at_end: bool = True
-    select_metric: str = "macro_f1"
+    selection: str = "final"
     eval_batch_size: int = 64
     sort_eval_by_length: bool = True
     device: str = "auto"
-    bf16: bool = True
+    bf16: bool = False
     num_threads: int | None = None
     save_checkpoint: bool = True
     mode: str = "finetune"
@@ -85,8 +100,12 @@ class FinetuneConfig:
             problems.append("train_path is required to fine-tune")
         if self.head not in ("auto", "fresh", "keep"):
             problems.append(f"head must be auto, fresh or keep, not {self.head!r}")
-        if self.select_metric not in SELECTION_METRICS:
-            problems.append(f"select_metric must be one of {SELECTION_METRICS}")
+        if self.selection not in SELECTIONS:
+            problems.append(f"selection must be one of {', '.join(SELECTIONS)}, not {self.selection!r}")
+        elif self.mode == "finetune" and self.selection != "final" and not (
+                self.dev_path and (self.eval_every > 0 or self.eval_at_end)):
+            problems.append(f"selection {self.selection} needs dev evaluations: a dev_path and eval_every > 0 or "
+                            "eval_at_end")
         for name in ("batch_size", "eval_batch_size", "max_length"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1")

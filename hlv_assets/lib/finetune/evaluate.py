@@ -78,7 +78,10 @@ def predict(
 
 
 def soft_metrics(items: Sequence[Mapping[str, Any]], logits: np.ndarray) -> dict[str, Any]:
-    return chaosnli_metrics(logits, np.asarray([it["target"] for it in items]))
+    """ChaosNLI metrics; `majority_accuracy` too when every item carries its ChaosNLI majority label."""
+    majority = [it.get("majority") for it in items]
+    return chaosnli_metrics(logits, np.asarray([it["target"] for it in items]),
+                            majority=None if None in majority else majority)
 
 
 def _prediction_rows(items: Sequence[Mapping[str, Any]], logits: np.ndarray) -> list[dict[str, Any]]:

@@ -45,7 +45,8 @@ def read_soft_items(path: str | os.PathLike[str], target_key: str | None = None)
     """Items {premise, hypothesis, target[, uid]} from JSONL with a soft target.
 
     The target is read from ``target_key`` if given, else the first of ``target``, ``label``,
-    ``chaos probs``, ``label_dist`` that is present; the premise from ``premise`` or ``context``.
+    ``chaos probs``, ``label_dist`` that is present; the premise from ``premise`` or ``context``. An optional
+    ``majority_label`` (e/n/c or the word: ChaosNLI's majority of the 100 votes) becomes ``majority`` (its index).
     """
     items = []
     for n, row in enumerate(read_jsonl(path)):
@@ -64,6 +65,11 @@ def read_soft_items(path: str | os.PathLike[str], target_key: str | None = None)
         }
         if row.get("uid") is not None:
             item["uid"] = str(row["uid"])
+        if row.get("majority_label") is not None:
+            try:
+                item["majority"] = label_index(str(row["majority_label"]))
+            except ValueError as exc:
+                raise ValueError(f"{where}: majority_label: {exc}") from None
         items.append(item)
     return items
 

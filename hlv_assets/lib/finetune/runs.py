@@ -29,7 +29,14 @@ def build_model(config: FinetuneConfig) -> tuple[Any, Any, dict[str, Any]]:
         random_init=config.random_init,
         tokenizer=config.tokenizer,
         local_files_only=config.local_files_only,
+        labels=config.head_labels,
+        labels_setting=config.head_labels_setting,
     )
+
+
+def precision_of(bf16: bool) -> str:
+    """The arithmetic a run used: `bf16` (autocast, asked for and available) or `fp32`."""
+    return "bf16" if bf16 else "fp32"
 
 
 def _write_outputs(out_dir: Path | None, metrics: dict[str, Any], predictions: dict[str, Any]) -> None:
@@ -55,14 +62,17 @@ def _throughput(result: TrainResult, clock: EvalClock, final_clock: EvalClock, d
 
 
 def _checkpoint(model: Any, tokenizer: Any, out: Path, config: FinetuneConfig, result: TrainResult,
-                n_train: int, hashes: dict[str, str], info: dict[str, Any], versions: dict[str, str]
-                ) -> dict[str, Any]:
+                n_train: int, hashes: dict[str, str], info: dict[str, Any], versions: dict[str, str],
+                precision: str) -> dict[str, Any]:
     manifest = {
         "train_data_sha256": hashes["train"],
         "train_path": str(config.train_path),
         "n_train": n_train,
-        "best_step": result.best_step,
+        "selection": config.selection,
+        "selected_step": result.selected_step,
         "total_steps": result.total_steps,
+        "seed": config.seed,
+        "precision": precision,
         "label_order": list(WORDS),
         "encoder": info,
         "config": config.to_dict(),
@@ -77,7 +87,8 @@ def run_finetune(
     out_dir: str | os.PathLike[str] | None = None,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune, select the best checkpoint on dev, evaluate it; write outputs into ``out_dir``.
+    """Fine-tune, keep the weights ``config.selection`` names (default the final step's), evaluate them; write
+    outputs into ``out_dir``.
 
     Returns the metrics dict (also written to ``out_dir/metrics.json``). With ``mode="zero_shot"``
     this is `run_zero_shot`. ``reporter`` receives progress events (dicts with an ``event`` key).
@@ -102,16 +113,18 @@ def run_finetune(
     during = (clock.seconds, clock.items)
     final_clock = EvalClock()
     metrics, predictions = evaluate_model(
-        model, tokenizer, sets, config, device, bf16, final_clock, dev_logits=result.best_dev_logits
+        model, tokenizer, sets, config, device, bf16, final_clock, dev_logits=result.selected_dev_logits
     )
     clock.seconds += final_clock.seconds
     clock.items += final_clock.items
     metrics.update({
         "mode": "finetune",
         "run_name": config.run_name,
-        "best_step": result.best_step,
+        "selection": config.selection,
+        "selected_step": result.selected_step,
         "total_steps": result.total_steps,
-        "selection_metric": config.select_metric,
+        "seed": config.seed,
+        "precision": precision_of(bf16),
         "n_train": len(train_items),
         "training_curve": result.curve,
         "train_loss": result.losses,
@@ -125,7 +138,7 @@ def run_finetune(
     })
     if out is not None and config.save_checkpoint:
         metrics["checkpoint"] = _checkpoint(model, tokenizer, out, config, result, len(train_items), hashes, info,
-                                            metrics["versions"])
+                                            metrics["versions"], metrics["precision"])
     metrics["memory"] = peak_memory(device)
     metrics["wall_seconds"] = time.perf_counter() - started
     _write_outputs(out, metrics, predictions)
@@ -156,6 +169,7 @@ def run_zero_shot(
         {
             "mode": "zero_shot",
             "run_name": config.run_name,
+            "selection": "none",
             "throughput": {
                 "eval_samples_per_s": clock.samples_per_s(),
                 "eval_seconds": clock.seconds,
@@ -163,6 +177,8 @@ def run_zero_shot(
             },
             "device": str(device),
             "bf16": bf16,
+            "seed": config.seed,
+            "precision": precision_of(bf16),
             "encoder": info,
             "data_sha256": data_hashes(config),
             "versions": library_versions(),
@@ -180,14 +196,18 @@ def run_zero_shot(
 def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """Flat scalars of a metrics dict (for logs and Dagster metadata)."""
     flat: dict[str, Any] = {"mode": metrics.get("mode")}
+    for key in ("selection", "seed", "precision"):
+        if key in metrics:
+            flat[key] = metrics[key]
     for split in ("dev", "test"):
-        for key in ("kl_published", "kl_per_item", "ce_loss", "weighted_f1", "macro_f1", "accuracy"):
-            if split in metrics:
+        for key in ("kl_published", "kl_per_item", "ce_loss", "weighted_f1", "macro_f1", "accuracy", "jsd",
+                    "majority_accuracy"):
+            if split in metrics and key in metrics[split]:
                 flat[f"{split}_{key}"] = metrics[split][key]
     for name, m in metrics.get("anli", {}).items():
         flat[f"anli_{name}_weighted_f1"] = m["weighted_f1"]
         flat[f"anli_{name}_accuracy"] = m["accuracy"]
-    for key in ("best_step", "total_steps", "wall_seconds"):
+    for key in ("selected_step", "total_steps", "wall_seconds"):
         if key in metrics:
             flat[key] = metrics[key]
     for key, value in metrics.get("throughput", {}).items():

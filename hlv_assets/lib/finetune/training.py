@@ -1,5 +1,6 @@
 """The soft-label training loop (SPEC §5): cross-entropy with probability targets, AdamW with a linear schedule,
-gradient clipping, periodic evaluation on dev and the best checkpoint by the selection metric kept in memory."""
+gradient clipping, periodic evaluation on dev (logged), and the reported weights chosen by `config.selection`: the
+final step's (default, as the authors' runs) or the best dev evaluation's, kept in memory."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from hlv_assets.lib.finetune.config import FinetuneConfig, Reporter
+from hlv_assets.lib.finetune.config import FinetuneConfig, Reporter, selection_metric
 from hlv_assets.lib.finetune.evaluate import EvalClock, predict, soft_metrics
 
 
@@ -62,23 +63,48 @@ def _adamw(model: Any, config: FinetuneConfig) -> Any:
 
 @dataclass
 class TrainResult:
-    best_step: int
+    """`selected_step`: the step whose weights the model holds on return (`total_steps` under `final`);
+    `selected_dev_logits`: that model's dev logits when a dev evaluation at that step was made, else None."""
+
+    selected_step: int
     total_steps: int
     curve: list[dict[str, Any]]
     losses: list[float]
-    best_dev_logits: np.ndarray | None
+    selected_dev_logits: np.ndarray | None
     train_seconds: float
     train_samples: int
 
 
 @dataclass
 class _Best:
-    """The best dev evaluation so far: its selection value, step, weights (on the CPU) and dev logits."""
+    """The best dev evaluation so far (`best-dev-*` selections): its value, step, weights (on the CPU) and dev
+    logits."""
 
     value: float = -math.inf
     step: int = 0
     state: dict[str, Any] | None = None
     dev_logits: np.ndarray | None = None
+
+
+class _LossLog:
+    """Per-step losses kept on the device and read back only when asked (a log or evaluation point): on CUDA
+    the loop never waits for the GPU between steps. The values read are the float32 losses, as `float(loss)`."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self._pending: list[Any] = []
+
+    def add(self, loss: Any) -> None:
+        self._pending.append(loss.detach())
+
+    def read(self) -> list[float]:
+        """Every loss so far (one host sync for all the pending ones)."""
+        if self._pending:
+            import torch
+
+            self.values.extend(torch.stack(self._pending).float().cpu().tolist())
+            self._pending = []
+        return self.values
 
 
 def _batches(n: int, batch_size: int, shuffle: Any) -> Iterator[list[int]]:
@@ -92,8 +118,9 @@ def _batches(n: int, batch_size: int, shuffle: Any) -> Iterator[list[int]]:
 
 
 def _step(model: Any, tokenizer: Any, enc: Any, keys: list[str], idx: list[int], targets: Any, optimizer: Any,
-          scheduler: Any, config: FinetuneConfig, device: Any, bf16: bool) -> float:
-    """One optimizer update on the items `idx` (dynamic padding); returns the batch loss."""
+          scheduler: Any, config: FinetuneConfig, device: Any, bf16: bool) -> Any:
+    """One optimizer update on the items `idx` (dynamic padding); returns the batch loss as a tensor on the
+    device (no host sync)."""
     import torch
 
     batch = tokenizer.pad([{k: enc[k][i] for k in keys} for i in idx], padding=True, return_tensors="pt")
@@ -107,34 +134,38 @@ def _step(model: Any, tokenizer: Any, enc: Any, keys: list[str], idx: list[int],
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    value = float(loss.detach())
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return value
+    return loss
 
 
-def _evaluate_step(model: Any, tokenizer: Any, dev_items: Sequence[Mapping[str, Any]], step: int,
+def _evaluate_step(model: Any, tokenizer: Any, dev_items: Sequence[Mapping[str, Any]], step: int, total: int,
                    steps_per_epoch: int, losses: list[float], curve: list[dict[str, Any]], best: _Best,
                    config: FinetuneConfig, device: Any, bf16: bool, clock: EvalClock) -> dict[str, Any]:
-    """Evaluate on dev after `step`, append the point to `curve`, keep the weights when they are the best."""
+    """Evaluate on dev after `step` and append the point to `curve`; under a `best-dev-*` selection keep the
+    weights when they are the best so far, under `final` keep the last step's dev logits (reused for the
+    report)."""
     dev_logits = predict(model, tokenizer, dev_items, config, device, bf16, clock)
     dev = soft_metrics(dev_items, dev_logits)
-    value = _selection_value(dev, config.select_metric)
     window = losses[curve[-1]["step"] if curve else 0 :]
     point = {
         "step": step,
         "epoch": step / steps_per_epoch,
         "dev_macro_f1": dev["macro_f1"],
         "dev_weighted_f1": dev["weighted_f1"],
+        "dev_accuracy": dev["accuracy"],
         "dev_kl_published": dev["kl_published"],
         "dev_ce_loss": dev["ce_loss"],
         "train_loss": float(np.mean(window)) if window else None,
-        "best": value > best.value,
     }
+    metric = selection_metric(config.selection)
+    if metric is not None:
+        value = _selection_value(dev, metric)
+        point["best"] = value > best.value
+        if value > best.value:
+            best.value, best.step, best.dev_logits = value, step, dev_logits
+            best.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    elif step == total:
+        best.step, best.dev_logits = step, dev_logits
     curve.append(point)
-    if value > best.value:
-        best.value, best.step, best.dev_logits = value, step, dev_logits
-        best.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     model.train()
     return point
 
@@ -150,7 +181,9 @@ def train(
     clock: EvalClock,
     reporter: Reporter | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place; on return it holds the best weights (by dev ``select_metric``)."""
+    """Train ``model`` in place; on return it holds the weights ``config.selection`` names: the last step's
+    (`final`) or the best dev evaluation's (`best-dev-<metric>`). Losses are read from the device only at
+    evaluation and log points (every 10 steps with a reporter) and at the end."""
     import torch
 
     if not train_items:
@@ -172,30 +205,37 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(total, config.warmup_steps))
     stream = _batches(n, config.batch_size, torch.Generator().manual_seed(int(config.seed)))
     curve: list[dict[str, Any]] = []
-    losses: list[float] = []
+    losses = _LossLog()
     best = _Best()
     train_seconds = 0.0
     seen = 0
     model.train()
+    tick = time.perf_counter()
     for step in range(1, total + 1):
-        tick = time.perf_counter()
         idx = next(stream)
-        losses.append(_step(model, tokenizer, enc, keys, idx, targets, optimizer, scheduler, config, device, bf16))
-        train_seconds += time.perf_counter() - tick
+        losses.add(_step(model, tokenizer, enc, keys, idx, targets, optimizer, scheduler, config, device, bf16))
         seen += len(idx)
-
-        periodic = config.eval_every > 0 and step % config.eval_every == 0
-        final = config.eval_at_end and step == total
-        if dev_items and (periodic or final):
-            point = _evaluate_step(model, tokenizer, dev_items, step, steps_per_epoch, losses, curve, best, config,
-                                   device, bf16, clock)
+        evaluate = bool(dev_items) and ((config.eval_every > 0 and step % config.eval_every == 0)
+                                        or (config.eval_at_end and step == total))
+        log = reporter is not None and (step == 1 or step % 10 == 0)
+        if not (evaluate or log or step == total):
+            continue
+        values = losses.read()  # the only host sync of the training steps
+        train_seconds += time.perf_counter() - tick
+        if evaluate:
+            point = _evaluate_step(model, tokenizer, dev_items, step, total, steps_per_epoch, values, curve, best,
+                                   config, device, bf16, clock)
             if reporter:
                 reporter({"event": "eval", "total_steps": total, **point})
-        elif reporter and (step == 1 or step % 10 == 0):
-            reporter({"event": "step", "step": step, "total_steps": total, "loss": losses[-1]})
+        elif log and reporter:
+            reporter({"event": "step", "step": step, "total_steps": total, "loss": values[-1]})
+        tick = time.perf_counter()
 
     if best.state is not None and best.step != total:
         model.load_state_dict(best.state)
-    best_step = total if best.state is None else best.step
+    selected = best.step if best.state is not None else total
+    for point in curve:
+        point["selected"] = point["step"] == selected
     model.eval()
-    return TrainResult(best_step, total, curve, losses, best.dev_logits, train_seconds, seen)
+    return TrainResult(selected, total, curve, losses.read(), best.dev_logits if best.step == selected else None,
+                       train_seconds, seen)

@@ -39,6 +39,14 @@ def n_cell(n, total: int = N_ITEMS) -> str:
     return f"{n}" if n >= total else f"{n} of {total} (subset)"
 
 
+def weights_cell(rec: dict) -> str:
+    """Which weights a fine-tune row reports: checkpoint selection, seeds (several: mean ± sd) and precision,
+    e.g. `final, seed 42, fp32`."""
+    seeds = [str(s) for s in rec.get("seeds") or []]
+    seed_part = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(seeds)} (mean ± sd)"
+    return f"{rec.get('selection') or 'selection not recorded'}, {seed_part}, {rec.get('precision') or 'fp32'}"
+
+
 @dataclass
 class Ours:
     """Our side of one poster row: values per metric key, or a short reason why there are none."""

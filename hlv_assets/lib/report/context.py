@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from hlv_assets.lib import paper_numbers as P
-from hlv_assets.lib.report.cells import Ours, Reasons, Stats, best, n_cell, partition
+from hlv_assets.lib.report.cells import Ours, Reasons, Stats, best, n_cell, partition, weights_cell
 from hlv_assets.lib.report.options import (
     N_ITEMS,
     PAPER_JUDGES,
@@ -95,20 +95,24 @@ class ReportContext:
             return Ours(reason=reasons.add(
                 f"n/a: no {family} checkpoint",
                 f"{family} fine-tunes start from an MNLI-fine-tuned {family} checkpoint that you supply ({env}: "
-                "a path or model id; MNLI training takes hours on a GPU). None is stored for this profile; the "
+                "a path or model id) or that the MNLI stage trains (HLV_MNLI_TRAIN and HLV_MNLI_DEV; hours on a "
+                "GPU). None is stored for this profile; the "
                 "embedded MiniLM stand-in encoder's rows are in the section *Stand-in judge and encoder*."))
         rec = best(self.view.rows(table, **match), self.options.conversions, size_key="n_train")
         if rec is None:
             what = "/".join(str(match.get(k)) for k in ("source", "llm", "explanations") if match.get(k))
             return Ours(reason=reasons.add(f"not run: finetune_{family.lower()}[{what}]",
                                            f"materialize the {family} fine-tune of `{what}`"))
+        head = ", FRESH head" if rec.get("head") == "fresh" else ""  # never an untrained head without saying so
+        start = f", start: {rec['start_source']}" if rec.get("start_source") else ""
+        ids = f"{rec['id']} ({weights_cell(rec)}{head}{start})"
         if table == "finetune-comparison":
             values = {m: (rec.get(f"dev_{m}"), rec.get(f"test_{m}")) for m in P.FT_METRICS}
             values = {k: (None if None in v else v) for k, v in values.items()}
-            ours = Ours(values, n_cell(rec.get("n_train")), rec["id"], partition(rec))
+            ours = Ours(values, n_cell(rec.get("n_train")), ids, partition(rec))
         else:
             ours = Ours({r: rec.get(f"{r}_weighted_f1") for r in P.ANLI_COLUMNS}, n_cell(rec.get("n_train")),
-                        rec["id"], partition(rec))
+                        ids, partition(rec))
         if rec.get("n_train") is not None and int(rec["n_train"]) < N_ITEMS:
             self.stats.subset_rows += 1
         return ours

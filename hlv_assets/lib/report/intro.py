@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from hlv_assets.lib import paper_numbers as P
+from hlv_assets.lib.missing_letters import DEFAULT_MISSING_LETTERS
 from hlv_assets.lib.profiles import PROFILES
 from hlv_assets.lib.report.context import ReportContext
 from hlv_assets.lib.report.document import Block, Heading, Para, Table
@@ -33,7 +34,28 @@ def header(ctx: ReportContext) -> list[Block]:
             f"{prof.explanation_orders or 'all'} explanation order(s) per item; fine-tunes run "
             f"{prof.finetune_epochs} epoch(s), seeds {list(prof.finetune_seeds)}, evaluated on "
             f"{prof.eval_items or 'all'} items per split."))
+    rules = api_judge_rules(ctx)
+    if rules:
+        blocks.append(Para(rules))
     return blocks
+
+
+def api_judge_rules(ctx: ReportContext) -> str:
+    """Which rule each API judge (an `openai` spec) applies to a letter missing from its top-k
+    log-probabilities: as registered, and as recorded on its stored MJD rows; "" when there is no API judge."""
+    parts = []
+    for spec in sorted(ctx.view.llms, key=lambda s: s["slug"]):
+        if spec.get("backend") != "openai" or "label_logits" not in (spec.get("capabilities") or ()):
+            continue
+        registered = (spec.get("options") or {}).get("missing_letters", DEFAULT_MISSING_LETTERS)
+        used = sorted({str(r.get("missing_letters")) for r in
+                       ctx.view.rows("distribution-comparison", source="mjd", llm=spec["slug"])})
+        parts.append(f"`{spec['slug']}` {registered} (registered; its MJD rows: {', '.join(used) or 'none yet'})")
+    if not parts:
+        return ""
+    return ("Letters missing from an API judge's top-k log-probabilities (`missing_letters`: refuse the MJD, "
+            "renormalize over the letters present, or floor at the smallest returned log-probability): "
+            + "; ".join(parts) + ".")
 
 
 def datasets(ctx: ReportContext) -> list[Block]:

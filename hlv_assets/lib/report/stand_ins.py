@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from hlv_assets.lib import paper_numbers as P
-from hlv_assets.lib.report.cells import best, fmt, n_cell, partition, pct
+from hlv_assets.lib.report.cells import best, fmt, n_cell, partition, pct, weights_cell
 from hlv_assets.lib.report.context import ReportContext
 from hlv_assets.lib.report.document import Block, Figure, Heading, Para, Table
 from hlv_assets.lib.report.figures import replacement_figure, ternary_figure
@@ -154,11 +154,16 @@ def _stand_in_finetunes(ctx: ReportContext) -> list[Block]:
             cells += [fmt((r.get(f"dev_{m}"), r.get(f"test_{m}"))),
                       fmt(paper.values[f"roberta_{m}"]) if paper else ""]
             ctx.stats.ours += 1
+        cells += [fmt((r.get("dev_jsd"), r.get("test_jsd"))),
+                  fmt((r.get("dev_majority_accuracy"), r.get("test_majority_accuracy"))), weights_cell(r)]
         f_rows.append(cells + [r["id"], partition(r)])
     cols = ["encoder", "trained on", "n"]
     for m in ("KL", "CE", "weighted F1"):
         cols += [f"{m} ours (dev / test)", f"{m} paper RoBERTa"]
-    return [Heading("Stand-in encoder: fine-tuning comparison", 3), Table(cols + ["id", "asset partition"], f_rows)]
+    cols += ["JSD (dev / test)", "majority acc. (dev / test)", "weights"]
+    return [Heading("Stand-in encoder: fine-tuning comparison", 3), Table(cols + ["id", "asset partition"], f_rows),
+            Para("JSD and majority acc. are the ChaosNLI scorer's JSD and New Acc.; weights: the checkpoint "
+                 "selection (final = the last step's, as the authors' runs), seeds and precision.")]
 
 
 def _stand_in_anli(ctx: ReportContext) -> list[Block]:
