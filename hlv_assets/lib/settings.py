@@ -122,48 +122,46 @@ def check_precision(value: str, var: str = "HLV_FINETUNE_PRECISION") -> str:
     return value
 
 
+def _read(environ: Mapping[str, str] | None, name: str, check, default=None):
+    """Variable `name` validated by `check`, or `default` when unset (or empty)."""
+    raw = _raw(environ, name)
+    return check(raw) if raw else default
+
+
 def finetune_seeds(environ: Mapping[str, str] | None = None) -> tuple[int, ...] | None:
     """HLV_FINETUNE_SEEDS, or None for the profile's seeds."""
-    raw = _raw(environ, "HLV_FINETUNE_SEEDS")
-    return check_seeds(raw) if raw else None
+    return _read(environ, "HLV_FINETUNE_SEEDS", check_seeds)
 
 
 def finetune_selection(environ: Mapping[str, str] | None = None) -> str | None:
     """HLV_FINETUNE_SELECTION, or None for the profile's (final)."""
-    raw = _raw(environ, "HLV_FINETUNE_SELECTION")
-    return check_selection(raw) if raw else None
+    return _read(environ, "HLV_FINETUNE_SELECTION", check_selection)
 
 
 def finetune_precision(environ: Mapping[str, str] | None = None) -> str | None:
     """HLV_FINETUNE_PRECISION, or None for the profile's (fp32)."""
-    raw = _raw(environ, "HLV_FINETUNE_PRECISION")
-    return check_precision(raw) if raw else None
+    return _read(environ, "HLV_FINETUNE_PRECISION", check_precision)
 
 
 def profile_name(environ: Mapping[str, str] | None = None) -> str:
-    raw = _raw(environ, "HLV_PROFILE")
-    return check_profile(raw) if raw else DEFAULT_PROFILE
+    return _read(environ, "HLV_PROFILE", check_profile, DEFAULT_PROFILE)
 
 
 def verify_mode(environ: Mapping[str, str] | None = None) -> str:
-    raw = _raw(environ, "HLV_VERIFY_DATA")
-    return check_verify(raw) if raw else DEFAULT_VERIFY
+    return _read(environ, "HLV_VERIFY_DATA", check_verify, DEFAULT_VERIFY)
 
 
 def home(environ: Mapping[str, str] | None = None) -> Path:
-    raw = _raw(environ, "HLV_HOME")
-    return check_home(raw) if raw else REPO_ROOT / "data"
+    return _read(environ, "HLV_HOME", check_home, REPO_ROOT / "data")
 
 
 def db_url(environ: Mapping[str, str] | None = None) -> str | None:
     """HLV_DB_URL, or None for the SQLite file under HLV_HOME."""
-    raw = _raw(environ, "HLV_DB_URL")
-    return check_db_url(raw) if raw else None
+    return _read(environ, "HLV_DB_URL", check_db_url)
 
 
 def budget_usd(environ: Mapping[str, str] | None = None) -> float | None:
-    raw = _raw(environ, "HLV_BUDGET_USD")
-    return check_budget(raw) if raw else None
+    return _read(environ, "HLV_BUDGET_USD", check_budget)
 
 
 def redact(url: str) -> str:

@@ -205,7 +205,7 @@ def _end_logits(backend: Any, inputs: dict[str, Any], ends: list[tuple[int, int]
 @dataclass
 class Layout:
     """Where each row's nodes sit: `spans[r][i]` = (first, last + 1) of node i in row r's tokens; `ends[r]` =
-    (column of the last token, sequence index) of every sequence ending in row r; `bases[r]` = base length."""
+    (column of the last token, sequence index) of every sequence ending in row r."""
 
     rows: list[Row]
     spans: list[list[tuple[int, int]]]
